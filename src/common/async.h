@@ -1,0 +1,46 @@
+// Bridges between coroutines and work done on other threads.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include <boost/asio.hpp>
+
+namespace mydfs {
+
+// Starts work with `start(done)`; `done(T)` may be called once, from any thread. The coroutine
+// resumes on its own executor with the value.
+template <typename T, typename Start>
+boost::asio::awaitable<T> await_completion(Start start) {
+  namespace asio = boost::asio;
+  auto ex = co_await asio::this_coro::executor;
+  struct State {
+    explicit State(asio::any_io_executor e) : timer(e, std::chrono::steady_clock::time_point::max()) {}
+    asio::steady_timer timer;
+    std::optional<T> value;
+  };
+  auto st = std::make_shared<State>(ex);
+  start([st, ex](T v) mutable {
+    asio::post(ex, [st, v = std::move(v)]() mutable {
+      st->value.emplace(std::move(v));
+      st->timer.cancel();
+    });
+  });
+  while (!st->value) {
+    boost::system::error_code ec;
+    co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return std::move(*st->value);
+}
+
+// Runs fn() on pool (blocking work: disk I/O) and resumes with its result.
+template <typename Pool, typename Fn>
+auto run_on(Pool& pool, Fn fn) -> boost::asio::awaitable<decltype(fn())> {
+  using T = decltype(fn());
+  co_return co_await await_completion<T>([&pool, fn = std::move(fn)](auto done) mutable {
+    boost::asio::post(pool, [fn = std::move(fn), done = std::move(done)]() mutable { done(fn()); });
+  });
+}
+
+}  // namespace mydfs

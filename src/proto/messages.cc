@@ -1,0 +1,114 @@
+#include "proto/messages.h"
+
+namespace mydfs::proto {
+
+bool valid_slot_state(uint16_t s) {
+  return s == 0 || s == 100 || s == 200 || s == 301 || s == 404;
+}
+
+void SlotMeta::encode(Writer& w) const {
+  w.loc(loc);
+  w.u16(static_cast<uint16_t>(state));
+  w.u64(file_id);
+  w.loc(next);
+  w.u32(valid_len);
+  w.loc(redirect);
+  w.u64(txid);
+  w.u64(payload_checksum);
+  w.u64(applied_index);
+}
+
+void SlotMeta::decode(Reader& r) {
+  loc = r.loc();
+  uint16_t s = r.u16();
+  if (!valid_slot_state(s)) r.fail();
+  state = static_cast<SlotState>(s);
+  file_id = r.u64();
+  next = r.loc();
+  valid_len = r.u32();
+  redirect = r.loc();
+  txid = r.u64();
+  payload_checksum = r.u64();
+  applied_index = r.u64();
+}
+
+void ReserveResp::encode(Writer& w) const {
+  w.u32(static_cast<uint32_t>(slots.size()));
+  for (const auto& l : slots) w.loc(l);
+}
+void ReserveResp::decode(Reader& r) {
+  uint32_t n = r.count(12, kMaxReserve);
+  slots.resize(n);
+  for (auto& l : slots) l = r.loc();
+}
+
+void WriteSlotReq::encode(Writer& w) const {
+  w.loc(loc);
+  w.u64(file_id);
+  w.loc(next);
+  w.u64(checksum);
+  w.u16(static_cast<uint16_t>(state));
+  w.u64(txid);
+}
+void WriteSlotReq::decode(Reader& r) {
+  loc = r.loc();
+  file_id = r.u64();
+  next = r.loc();
+  checksum = r.u64();
+  uint16_t s = r.u16();
+  if (s != static_cast<uint16_t>(SlotState::LIVE) && s != static_cast<uint16_t>(SlotState::PREPARED))
+    r.fail();
+  state = static_cast<SlotState>(s);
+  txid = r.u64();
+}
+
+void WalkResp::encode(Writer& w) const {
+  w.u32(static_cast<uint32_t>(slices.size()));
+  for (const auto& m : slices) m.encode(w);
+  w.loc(leaves);
+  w.u16(static_cast<uint16_t>(end_code));
+  w.loc(end_at);
+}
+void WalkResp::decode(Reader& r) {
+  uint32_t n = r.count(80, kMaxWalk);
+  slices.resize(n);
+  for (auto& m : slices) m.decode(r);
+  leaves = r.loc();
+  uint16_t c = r.u16();
+  if (c > kMaxCode) r.fail();
+  end_code = static_cast<Code>(c);
+  end_at = r.loc();
+}
+
+void InfoResp::encode(Writer& w) const {
+  w.u32(node_id); w.u32(group_id); w.u32(capacity_slots); w.u32(used_slots);
+  w.u32(free_slots); w.u32(high_water); w.u64(applied_index);
+}
+void InfoResp::decode(Reader& r) {
+  node_id = r.u32(); group_id = r.u32(); capacity_slots = r.u32(); used_slots = r.u32();
+  free_slots = r.u32(); high_water = r.u32(); applied_index = r.u64();
+}
+
+void encode_ok(Writer& w) { w.u16(0); }
+
+void encode_error(Writer& w, const Error& e) {
+  w.u16(static_cast<uint16_t>(e.code == Code::OK ? Code::INTERNAL : e.code));
+  w.str(e.message.substr(0, 4096));
+  w.str(e.hint.substr(0, 256));
+  w.loc(e.target);
+}
+
+bool decode_status(Reader& r, Error& err) {
+  uint16_t c = r.u16();
+  if (!r.ok()) { err = make_error(Code::BAD_REQUEST, "truncated response"); return false; }
+  if (c == 0) return true;
+  if (c > kMaxCode) { err = make_error(Code::BAD_REQUEST, "unknown status code"); return false; }
+  err.code = static_cast<Code>(c);
+  err.message = r.str(4096);
+  err.hint = r.str(256);
+  err.target = r.loc();
+  if (!r.ok()) err = make_error(Code::BAD_REQUEST, "malformed error response");
+  return false;
+}
+
+}  // namespace mydfs::proto

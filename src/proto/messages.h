@@ -1,0 +1,246 @@
+// Messages of the storage service. Each request names its method id (fixed forever, never reused)
+// and its response type. A response payload is: u16 status, then on error an error body
+// (message, and the hint or redirect target), on OK the response message. docs/PROTOCOL.md.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "proto/codec.h"
+#include "proto/location.h"
+
+namespace mydfs::proto {
+
+enum class Method : uint16_t {
+  PING = 0x0001,
+  // storage: mutations (commands of the group state machine)
+  RESERVE = 0x0101,
+  WRITE_SLOT = 0x0102,
+  PATCH = 0x0103,
+  SET_NEXT = 0x0104,
+  SET_VALID_LEN = 0x0105,
+  REDIRECT = 0x0106,
+  DELETE = 0x0107,
+  // storage: reads
+  READ = 0x0110,
+  STAT = 0x0111,
+  WALK = 0x0112,
+  INFO = 0x0113,
+};
+
+// Slot states, numbered as in the original design.
+enum class SlotState : uint16_t {
+  FREE = 0,
+  PREPARED = 100,  // reserved or written but invisible (owned by an upload or a transaction)
+  LIVE = 200,
+  REDIRECT = 301,
+  DELETED = 404,
+};
+bool valid_slot_state(uint16_t s);
+
+// What a slot header says, as the server reports it (the on-disk form is storage/slot_format.h).
+struct SlotMeta {
+  Location loc;                 // this slot (group, slot, gen)
+  SlotState state = SlotState::FREE;
+  uint64_t file_id = 0;         // inode of the owning file, 0 if none
+  Location next;                // next slice of the chain, null at the tail
+  uint32_t valid_len = 0;       // payload bytes that belong to the file
+  Location redirect;            // REDIRECT: where the content went
+  uint64_t txid = 0;            // PREPARED by a transaction: its id
+  uint64_t payload_checksum = 0;  // xxHash64 of the valid_len payload bytes
+  uint64_t applied_index = 0;   // log index of the last command applied to this slot
+
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+  friend bool operator==(const SlotMeta&, const SlotMeta&) = default;
+};
+
+struct PingResp {
+  uint32_t node_id = 0;
+  uint32_t group_id = 0;
+  void encode(Writer& w) const { w.u32(node_id); w.u32(group_id); }
+  void decode(Reader& r) { node_id = r.u32(); group_id = r.u32(); }
+};
+struct PingReq {
+  static constexpr Method kMethod = Method::PING;
+  using Response = PingResp;
+  void encode(Writer&) const {}
+  void decode(Reader&) {}
+};
+
+struct SlotResp {
+  SlotMeta meta;
+  void encode(Writer& w) const { meta.encode(w); }
+  void decode(Reader& r) { meta.decode(r); }
+};
+
+constexpr uint32_t kMaxReserve = 1024;
+struct ReserveResp {
+  std::vector<Location> slots;
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+// Reserve count slots for file_id: each comes back PREPARED with a fresh gen, ready for WRITE_SLOT.
+struct ReserveReq {
+  static constexpr Method kMethod = Method::RESERVE;
+  using Response = ReserveResp;
+  uint64_t file_id = 0;
+  uint32_t count = 1;
+  void encode(Writer& w) const { w.u64(file_id); w.u32(count); }
+  void decode(Reader& r) { file_id = r.u64(); count = r.u32(); }
+};
+
+// Fill a reserved slot with bulk (valid_len bytes); state LIVE or PREPARED (with txid).
+struct WriteSlotReq {
+  static constexpr Method kMethod = Method::WRITE_SLOT;
+  using Response = SlotResp;
+  Location loc;
+  uint64_t file_id = 0;
+  Location next;
+  uint64_t checksum = 0;  // xxHash64 of the bulk
+  SlotState state = SlotState::LIVE;
+  uint64_t txid = 0;
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+
+// Overwrite bulk bytes at offset of a LIVE/PREPARED slot; may extend valid_len (no holes).
+struct PatchReq {
+  static constexpr Method kMethod = Method::PATCH;
+  using Response = SlotResp;
+  Location loc;
+  uint32_t offset = 0;
+  uint64_t checksum = 0;  // xxHash64 of the bulk
+  void encode(Writer& w) const { w.loc(loc); w.u32(offset); w.u64(checksum); }
+  void decode(Reader& r) { loc = r.loc(); offset = r.u32(); checksum = r.u64(); }
+};
+
+struct SetNextReq {
+  static constexpr Method kMethod = Method::SET_NEXT;
+  using Response = SlotResp;
+  Location loc;
+  Location next;
+  void encode(Writer& w) const { w.loc(loc); w.loc(next); }
+  void decode(Reader& r) { loc = r.loc(); next = r.loc(); }
+};
+
+// Shrink valid_len; with clear_next the slot also becomes the tail (a truncate in one command).
+struct SetValidLenReq {
+  static constexpr Method kMethod = Method::SET_VALID_LEN;
+  using Response = SlotResp;
+  Location loc;
+  uint32_t valid_len = 0;
+  bool clear_next = false;
+  void encode(Writer& w) const { w.loc(loc); w.u32(valid_len); w.boolean(clear_next); }
+  void decode(Reader& r) { loc = r.loc(); valid_len = r.u32(); clear_next = r.boolean(); }
+};
+
+struct RedirectReq {
+  static constexpr Method kMethod = Method::REDIRECT;
+  using Response = SlotResp;
+  Location loc;
+  Location target;
+  void encode(Writer& w) const { w.loc(loc); w.loc(target); }
+  void decode(Reader& r) { loc = r.loc(); target = r.loc(); }
+};
+
+struct DeleteReq {
+  static constexpr Method kMethod = Method::DELETE;
+  using Response = SlotResp;
+  Location loc;
+  void encode(Writer& w) const { w.loc(loc); }
+  void decode(Reader& r) { loc = r.loc(); }
+};
+
+// Read [offset, offset+len) of the valid bytes (len is clipped to valid_len). The bulk carries
+// the bytes; whole = the bulk is all valid bytes, to be checked against meta.payload_checksum,
+// otherwise range_checksum is the xxHash64 of the bulk.
+struct ReadResp {
+  SlotMeta meta;
+  uint32_t offset = 0;
+  bool whole = false;
+  uint64_t range_checksum = 0;
+  void encode(Writer& w) const { meta.encode(w); w.u32(offset); w.boolean(whole); w.u64(range_checksum); }
+  void decode(Reader& r) { meta.decode(r); offset = r.u32(); whole = r.boolean(); range_checksum = r.u64(); }
+};
+struct ReadReq {
+  static constexpr Method kMethod = Method::READ;
+  using Response = ReadResp;
+  Location loc;
+  uint32_t offset = 0;
+  uint32_t len = UINT32_MAX;
+  void encode(Writer& w) const { w.loc(loc); w.u32(offset); w.u32(len); }
+  void decode(Reader& r) { loc = r.loc(); offset = r.u32(); len = r.u32(); }
+};
+
+struct StatReq {
+  static constexpr Method kMethod = Method::STAT;
+  using Response = SlotResp;
+  Location loc;
+  void encode(Writer& w) const { w.loc(loc); }
+  void decode(Reader& r) { loc = r.loc(); }
+};
+
+// Walk from loc: headers of consecutive slices while the chain stays on this node (following
+// local 301s), and `leaves` = the first pointer that leaves it (null at the chain's end). If a
+// pointer on the way is stale/deleted/missing, the walk stops and end_code says why.
+constexpr uint32_t kMaxWalk = 4096;
+struct WalkResp {
+  std::vector<SlotMeta> slices;
+  Location leaves;
+  Code end_code = Code::OK;
+  Location end_at;  // the pointer that failed, when end_code != OK
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+struct WalkReq {
+  static constexpr Method kMethod = Method::WALK;
+  using Response = WalkResp;
+  Location loc;
+  uint32_t max = kMaxWalk;
+  void encode(Writer& w) const { w.loc(loc); w.u32(max); }
+  void decode(Reader& r) { loc = r.loc(); max = r.u32(); }
+};
+
+struct InfoResp {
+  uint32_t node_id = 0;
+  uint32_t group_id = 0;
+  uint32_t capacity_slots = 0;  // usable slots (slot 0 excluded)
+  uint32_t used_slots = 0;
+  uint32_t free_slots = 0;
+  uint32_t high_water = 0;      // next never-used slot ("startIndex")
+  uint64_t applied_index = 0;
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+struct InfoReq {
+  static constexpr Method kMethod = Method::INFO;
+  using Response = InfoResp;
+  void encode(Writer&) const {}
+  void decode(Reader&) {}
+};
+
+// Response envelope.
+void encode_error(Writer& w, const Error& e);
+void encode_ok(Writer& w);
+// Decodes the status part; on error fills `err` and returns false.
+bool decode_status(Reader& r, Error& err);
+
+// Decodes a whole message; BAD_REQUEST unless every byte is consumed exactly.
+template <typename M>
+Result<M> decode_message(std::string_view payload) {
+  Reader r(payload);
+  M m;
+  m.decode(r);
+  if (!r.done()) return make_error(Code::BAD_REQUEST, "malformed message");
+  return m;
+}
+template <typename M>
+std::string encode_message(const M& m) {
+  Writer w;
+  m.encode(w);
+  return w.take();
+}
+
+}  // namespace mydfs::proto

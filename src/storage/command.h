@@ -1,0 +1,42 @@
+// Commands of the group state machine: every slot mutation is one of these, applied in log order.
+// The encoding is what the write-ahead log (and later the Raft log) stores; slice data never goes
+// inside a command except PATCH bytes, which travel beside it in the same log record.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "proto/codec.h"
+#include "proto/messages.h"
+
+namespace mydfs::storage {
+
+enum class CmdType : uint8_t {
+  RESERVE = 1,        // loc (allocated by the leader), file_id  -> PREPARED, empty
+  WRITE_SLOT = 2,     // loc, file_id, next, len, checksum, state, txid; payload already in the slot
+  PATCH = 3,          // loc, offset, len, checksum; bytes beside the command
+  SET_NEXT = 4,       // loc, next
+  SET_VALID_LEN = 5,  // loc, len, clear_next
+  REDIRECT = 6,       // loc, target
+  DELETE = 7,         // loc
+};
+
+struct Command {
+  CmdType type = CmdType::RESERVE;
+  Location loc;
+  uint64_t file_id = 0;
+  Location next;
+  Location target;
+  uint32_t offset = 0;
+  uint32_t len = 0;
+  uint64_t checksum = 0;
+  proto::SlotState state = proto::SlotState::LIVE;
+  uint64_t txid = 0;
+  bool clear_next = false;
+
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+
+std::string_view cmd_name(CmdType t);
+
+}  // namespace mydfs::storage

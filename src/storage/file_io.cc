@@ -1,0 +1,122 @@
+#include "storage/file_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+namespace mydfs::storage {
+
+namespace {
+std::mutex g_fault_mu;
+WriteFault g_fault;
+std::atomic<bool> g_fault_set{false};
+
+Error io_error(const std::string& what, const std::string& path, int err) {
+  return make_error(err == ENOSPC ? Code::NO_SPACE : Code::IO_ERROR,
+                    fmt::format("{} '{}': {}", what, path, std::strerror(err)));
+}
+}  // namespace
+
+void set_write_fault(WriteFault f) {
+  std::lock_guard g(g_fault_mu);
+  g_fault = std::move(f);
+  g_fault_set = static_cast<bool>(g_fault);
+}
+
+Result<std::unique_ptr<File>> File::open(const std::string& path, int flags, mode_t mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return io_error("cannot open", path, errno);
+  return std::unique_ptr<File>(new File(fd, path));
+}
+
+File::~File() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<size_t> File::pread_some(uint64_t off, std::span<std::byte> out) const {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return io_error("read failed on", path_, errno);
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Status File::pread_all(uint64_t off, std::span<std::byte> out) const {
+  auto n = pread_some(off, out);
+  if (!n.ok()) return n.take_error();
+  if (*n != out.size())
+    return make_error(Code::IO_ERROR, fmt::format("short read on '{}' at {}", path_, off));
+  return ok_status();
+}
+
+Status File::pwrite_all(uint64_t off, std::span<const std::byte> in) {
+  size_t limit = in.size();
+  bool fail_after = false;
+  if (g_fault_set.load(std::memory_order_relaxed)) {
+    std::lock_guard g(g_fault_mu);
+    if (g_fault) {
+      long allowed = g_fault(path_, off, in.size());
+      if (allowed >= 0) {
+        limit = std::min(in.size(), static_cast<size_t>(allowed));
+        fail_after = true;
+      }
+    }
+  }
+  size_t done = 0;
+  while (done < limit) {
+    ssize_t n = ::pwrite(fd_, in.data() + done, limit - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return io_error("write failed on", path_, errno);
+    done += static_cast<size_t>(n);
+  }
+  if (fail_after) return io_error("write failed on", path_, EIO);
+  return ok_status();
+}
+
+Status File::datasync() {
+  if (::fdatasync(fd_) != 0) return io_error("fdatasync failed on", path_, errno);
+  return ok_status();
+}
+
+Status File::sync() {
+  if (::fsync(fd_) != 0) return io_error("fsync failed on", path_, errno);
+  return ok_status();
+}
+
+Result<uint64_t> File::size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return io_error("cannot stat", path_, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Status File::truncate(uint64_t len) {
+  if (::ftruncate(fd_, static_cast<off_t>(len)) != 0) return io_error("cannot truncate", path_, errno);
+  return ok_status();
+}
+
+Status File::allocate(uint64_t len) {
+  int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(len));
+  if (rc == 0) return ok_status();
+  if (rc == EOPNOTSUPP || rc == EINVAL) return truncate(len);
+  return io_error("cannot allocate", path_, rc);
+}
+
+Status sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open directory", dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return io_error("fsync failed on directory", dir, err);
+  return ok_status();
+}
+
+}  // namespace mydfs::storage

@@ -1,0 +1,148 @@
+// files backend: DIR/superblock and one file per slot, DIR/slots/<8 hex digits>, created on first
+// write. Each slot file has the slot layout (header block, then payload).
+#include <fcntl.h>
+
+#include <filesystem>
+#include <mutex>
+#include <unordered_set>
+
+#include "storage/file_io.h"
+#include "storage/slice_store.h"
+
+namespace mydfs::storage {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class FilesStore final : public SliceStore {
+ public:
+  explicit FilesStore(const StoreOptions& opt) : SliceStore(opt) {}
+
+ protected:
+  bool raw_exists() const override {
+    std::error_code ec;
+    return fs::exists(fs::path(opt_.path) / "superblock", ec);
+  }
+
+  Status raw_open(bool create, uint32_t capacity) override {
+    std::error_code ec;
+    fs::path dir(opt_.path);
+    if (create) {
+      if (!dir.parent_path().empty() && !fs::is_directory(dir.parent_path(), ec))
+        return make_error(Code::BAD_REQUEST, fmt::format("data directory '{}' does not exist", dir.parent_path().string()));
+      fs::create_directories(dir / "slots", ec);
+      if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create '{}': {}", opt_.path, ec.message()));
+    }
+    if (!fs::is_directory(dir / "slots", ec))
+      return make_error(Code::BAD_REQUEST, fmt::format("'{}' is not a files-backend store", opt_.path));
+    files_.resize(uint64_t{capacity} + 1);
+    MYDFS_ASSIGN(files_[0], File::open((dir / "superblock").string(), O_RDWR | (create ? O_CREAT : 0)));
+    if (create) {
+      MYDFS_TRY(sync_dir(opt_.path));
+      MYDFS_TRY(sync_dir((dir / "slots").string()));
+    }
+    return ok_status();
+  }
+
+  Status raw_grow(uint32_t capacity) override {
+    std::lock_guard g(mu_);
+    files_.resize(uint64_t{capacity} + 1);
+    return ok_status();
+  }
+
+  Status raw_read(uint32_t slot, uint64_t off, std::span<std::byte> out) const override {
+    File* f = nullptr;
+    {
+      std::lock_guard g(mu_);
+      f = slot < files_.size() ? files_[slot].get() : nullptr;
+    }
+    if (!f) {
+      auto path = slot_path(slot);
+      std::error_code ec;
+      if (!fs::exists(path, ec)) {
+        std::memset(out.data(), 0, out.size());
+        return ok_status();
+      }
+      auto opened = const_cast<FilesStore*>(this)->file_for(slot, false);
+      if (!opened.ok()) return opened.take_error();
+      f = *opened;
+    }
+    MYDFS_ASSIGN(size_t n, f->pread_some(off, out));
+    if (n < out.size()) std::memset(out.data() + n, 0, out.size() - n);
+    return ok_status();
+  }
+
+  Status raw_write(uint32_t slot, uint64_t off, std::span<const std::byte> in) override {
+    MYDFS_ASSIGN(File* f, file_for(slot, true));
+    MYDFS_TRY(f->pwrite_all(off, in));
+    std::lock_guard g(mu_);
+    dirty_.insert(slot);
+    return ok_status();
+  }
+
+  Status raw_sync() override {
+    std::unordered_set<uint32_t> dirty;
+    bool new_files;
+    {
+      std::lock_guard g(mu_);
+      dirty.swap(dirty_);
+      new_files = created_;
+      created_ = false;
+    }
+    for (uint32_t s : dirty) {
+      File* f;
+      {
+        std::lock_guard g(mu_);
+        f = files_[s].get();
+      }
+      Status st = f->datasync();
+      if (!st.ok()) {
+        std::lock_guard g(mu_);
+        dirty_.insert(dirty.begin(), dirty.end());
+        return st;
+      }
+    }
+    if (new_files) MYDFS_TRY(sync_dir((fs::path(opt_.path) / "slots").string()));
+    return ok_status();
+  }
+
+  PayloadFile raw_fd(uint32_t slot) override {
+    auto f = file_for(slot, false);
+    if (!f.ok()) return {};
+    return {(*f)->fd(), 0};
+  }
+
+ private:
+  std::string slot_path(uint32_t slot) const {
+    return (fs::path(opt_.path) / "slots" / fmt::format("{:08x}", slot)).string();
+  }
+
+  // Opens (and with create, creates) the slot's file; handles stay open for the store's life.
+  Result<File*> file_for(uint32_t slot, bool create) {
+    std::lock_guard g(mu_);
+    if (slot >= files_.size()) return make_error(Code::BAD_REQUEST, "slot out of range");
+    if (!files_[slot]) {
+      auto path = slot_path(slot);
+      std::error_code ec;
+      bool existed = fs::exists(path, ec);
+      if (!existed && !create) return make_error(Code::NOT_FOUND, "slot file does not exist");
+      MYDFS_ASSIGN(files_[slot], File::open(path, O_RDWR | O_CREAT));
+      if (!existed) created_ = true;
+    }
+    return files_[slot].get();
+  }
+
+  mutable std::mutex mu_;                      // guards files_ (the vector, not the files), dirty_, created_
+  std::vector<std::unique_ptr<File>> files_;   // [0] = superblock file
+  std::unordered_set<uint32_t> dirty_;         // slots written since the last sync
+  bool created_ = false;                       // a slot file was created since the last sync
+};
+
+}  // namespace
+
+std::unique_ptr<SliceStore> make_files_store(const StoreOptions& opt) {
+  return std::make_unique<FilesStore>(opt);
+}
+
+}  // namespace mydfs::storage

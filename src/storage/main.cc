@@ -1,0 +1,159 @@
+// mydfs-storage: one storage node. Holds slots on local disk and serves them over RPC; every
+// mutation goes through the group's replicator (single-node write-ahead log for now).
+#include <csignal>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/daemon.h"
+#include "common/http_status.h"
+#include "common/logging.h"
+#include "proto/rpc.h"
+#include "storage/replicator.h"
+#include "storage/service.h"
+#include "storage/slice_store.h"
+
+using namespace mydfs;
+namespace asio = boost::asio;
+
+namespace {
+
+struct Config {
+  std::string listen = "127.0.0.1:7100";
+  std::string http = "127.0.0.1:8100";
+  std::string data;
+  std::string backend = "volume";
+  uint32_t node_id = 1;
+  uint32_t group_id = 1;
+  uint64_t cluster_id = 1;
+  std::string capacity = "1GiB";
+  std::string log_level = "info";
+  std::string log_file;
+  uint32_t io_threads = 4;
+  uint64_t checkpoint_mb = 64;
+  uint32_t max_in_flight = 64;
+};
+
+int fail(const std::string& msg) {
+  fmt::print(stderr, "mydfs-storage: {}\n", msg);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config c;
+  CLI::App app{"mydfs-storage: a mydfs storage node (slots on local disk, served over RPC)"};
+  app.set_config("--config", "", "Read options from this file (key = value lines, same names as the flags)");
+  app.add_option("--listen", c.listen, "RPC address HOST:PORT")->capture_default_str();
+  app.add_option("--http", c.http, "HTTP status address HOST:PORT (/status, /metrics)")->capture_default_str();
+  app.add_option("--data", c.data, "Data directory (store, write-ahead log, LOCK)")->required();
+  app.add_option("--backend", c.backend, "Slice store backend: volume | files")->capture_default_str();
+  app.add_option("--node-id", c.node_id, "This node's id")->capture_default_str();
+  app.add_option("--group-id", c.group_id, "Storage group id")->capture_default_str();
+  app.add_option("--cluster-id", c.cluster_id, "Cluster id")->capture_default_str();
+  app.add_option("--capacity", c.capacity, "Store size, e.g. 1GiB (rounded down to 4 MiB slots)")->capture_default_str();
+  app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-file", c.log_file, "Log to this file instead of stderr");
+  app.add_option("--io-threads", c.io_threads, "Threads for disk reads and writes")->capture_default_str();
+  app.add_option("--checkpoint-mb", c.checkpoint_mb, "Checkpoint the store when the log passes this size")->capture_default_str();
+  app.add_option("--max-in-flight", c.max_in_flight, "Requests in flight per connection")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  auto logs = setup_logging("storage", c.log_level, c.log_file);
+  if (!logs.ok()) return fail(logs.error().message);
+  auto listen = parse_host_port(c.listen);
+  if (!listen.ok()) return fail(listen.error().message);
+  auto http_addr = parse_host_port(c.http);
+  if (!http_addr.ok()) return fail(http_addr.error().message);
+  auto backend = storage::parse_backend(c.backend);
+  if (!backend.ok()) return fail(backend.error().message);
+  auto cap_bytes = parse_size(c.capacity);
+  if (!cap_bytes.ok()) return fail(cap_bytes.error().message);
+  uint64_t slots = *cap_bytes / storage::kSlotSize;
+  if (slots < 1 || slots > (1u << 30)) return fail(fmt::format("capacity '{}' must be between 4MiB and 4PiB", c.capacity));
+  if (c.io_threads < 1 || c.io_threads > 256) return fail("--io-threads must be 1..256");
+  if (c.node_id == 0 || c.group_id == 0) return fail("--node-id and --group-id must be positive");
+  auto locked = lock_data_dir(c.data);
+  if (!locked.ok()) return fail(locked.error().message);
+
+  storage::StoreOptions so;
+  so.backend = *backend;
+  so.path = c.data + (*backend == storage::Backend::VOLUME ? "/store.vol" : "/store");
+  so.capacity_slots = static_cast<uint32_t>(slots);
+  so.cluster_id = c.cluster_id;
+  so.group_id = c.group_id;
+  so.node_id = c.node_id;
+  auto store = storage::SliceStore::open(so);
+  if (!store.ok()) return fail(store.error().message);
+
+  Metrics metrics;
+  register_process_metrics(metrics);
+  storage::LocalReplicatorOptions ro;
+  ro.log_dir = c.data + "/wal";
+  ro.checkpoint_bytes = c.checkpoint_mb << 20;
+  auto repl = storage::open_local_replicator(**store, ro, &metrics);
+  if (!repl.ok()) return fail(repl.error().message);
+
+  auto& st = **store;
+  metrics.gauge_fn("mydfs_storage_slots_capacity", "Usable slots", [&] { return st.capacity(); });
+  metrics.gauge_fn("mydfs_storage_slots_used", "Slots in use", [&] { return st.used_slots(); });
+  metrics.gauge_fn("mydfs_storage_slots_free", "Slots free (never used or deleted)", [&] { return st.free_slots(); });
+  metrics.gauge_fn("mydfs_storage_high_water", "First never-used slot", [&] { return st.high_water(); });
+
+  asio::io_context io(1);
+  asio::thread_pool io_pool(c.io_threads);
+  proto::ServerOptions sopt;
+  sopt.max_in_flight = c.max_in_flight;
+  proto::RpcServer server(io, sopt, &metrics, "storage");
+  storage::StorageService service(st, **repl, io_pool, c.node_id);
+  service.register_routes(server);
+  if (auto s = server.listen(listen->host, listen->port); !s.ok()) return fail(s.error().message);
+
+  HttpStatusServer http(io);
+  if (auto s = http.listen(http_addr->host, http_addr->port); !s.ok()) return fail(s.error().message);
+  auto started = std::chrono::steady_clock::now();
+  http.route("/metrics", [&] {
+    return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.prometheus()};
+  });
+  http.route("/status", [&] {
+    nlohmann::json j;
+    j["daemon"] = "storage";
+    j["node_id"] = c.node_id;
+    j["group_id"] = c.group_id;
+    j["listen"] = fmt::format("{}:{}", listen->host, server.port());
+    j["backend"] = c.backend;
+    j["role"] = "leader";  // single-node group
+    j["slots"] = {{"capacity", st.capacity()}, {"used", st.used_slots()}, {"free", st.free_slots()},
+                  {"high_water", st.high_water()}, {"corrupt", st.corrupt_slots()}};
+    j["applied_index"] = (*repl)->applied_index();
+    j["requests_total"] = metrics.value("mydfs_rpc_requests_total");
+    j["in_flight"] = metrics.value("mydfs_rpc_in_flight");
+    j["bytes_in"] = metrics.value("mydfs_rpc_bytes_in_total");
+    j["bytes_out"] = metrics.value("mydfs_rpc_bytes_out_total");
+    j["uptime_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return HttpReply{200, "application/json", j.dump(2) + "\n"};
+  });
+
+  server.start();
+  http.start();
+  spdlog::info("storage node {} (group {}) listening on {}:{}, http {}:{}, data {}", c.node_id, c.group_id,
+               listen->host, server.port(), http_addr->host, http.port(), c.data);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", sig);
+    server.stop();
+    http.stop();
+    io.stop();
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+  io.run();
+  io_pool.join();
+  (*repl)->stop();  // drains the committer and checkpoints the store
+  spdlog::info("stopped cleanly");
+  return 0;
+}

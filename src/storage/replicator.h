@@ -1,0 +1,40 @@
+// Replicator: how a storage group agrees on the order of slot commands. The service hands every
+// mutation to submit(); it returns once the command is durable (on this node for the single-node
+// replicator, on a majority for Raft) and applied. Reads go to the store directly, after
+// read_barrier() says this node may serve them.
+#pragma once
+#include <boost/asio.hpp>
+
+#include "common/buffer.h"
+#include "common/metrics.h"
+#include "common/result.h"
+#include "storage/command.h"
+#include "storage/slice_store.h"
+
+namespace mydfs::storage {
+
+class Replicator {
+ public:
+  virtual ~Replicator() = default;
+  // RESERVE: cmd.loc is chosen here. WRITE_SLOT: data is the slice (written beside the command).
+  // PATCH: data is the patch bytes. Others: data is empty.
+  virtual boost::asio::awaitable<Result<SlotMeta>> submit(Command cmd, AlignedBuffer data) = 0;
+  // OK if this node may serve a linearizable read now; NOT_LEADER (with hint) otherwise.
+  virtual boost::asio::awaitable<Status> read_barrier() = 0;
+  virtual uint64_t applied_index() const = 0;
+  virtual void stop() = 0;
+};
+
+struct LocalReplicatorOptions {
+  std::string log_dir;
+  uint64_t checkpoint_bytes = 64u << 20;  // checkpoint the store and cut the log past this size
+  uint32_t max_batch = 256;               // commands per group commit at most
+};
+
+// Single node: a write-ahead log with group-commit fsync, a committer thread that logs and
+// applies in order, and a small pool for payload writes.
+// Opens the log, replays it into the store, and checkpoints; then ready for submit().
+Result<std::unique_ptr<Replicator>> open_local_replicator(SliceStore& store, LocalReplicatorOptions opt,
+                                                          Metrics* metrics);
+
+}  // namespace mydfs::storage

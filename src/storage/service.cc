@@ -1,0 +1,228 @@
+#include "storage/service.h"
+
+#include <shared_mutex>
+
+#include "common/async.h"
+#include "common/checksum.h"
+
+namespace mydfs::storage {
+
+namespace asio = boost::asio;
+using namespace mydfs::proto;
+
+StorageService::StorageService(SliceStore& store, Replicator& repl, asio::thread_pool& io_pool, uint32_t node_id)
+    : store_(store), repl_(repl), io_pool_(io_pool), node_id_(node_id) {}
+
+asio::awaitable<Result<SlotMeta>> StorageService::mutate(Command cmd, AlignedBuffer data) {
+  co_return co_await repl_.submit(std::move(cmd), std::move(data));
+}
+
+void StorageService::register_routes(RpcServer& s) {
+  s.route<PingReq>([this](PingReq, Inbound&, Outbound&) -> asio::awaitable<Result<PingResp>> {
+    co_return PingResp{node_id_, store_.group()};
+  });
+
+  s.route<InfoReq>([this](InfoReq, Inbound&, Outbound&) -> asio::awaitable<Result<InfoResp>> {
+    InfoResp r;
+    r.node_id = node_id_;
+    r.group_id = store_.group();
+    r.capacity_slots = store_.capacity();
+    r.free_slots = store_.free_slots();
+    r.used_slots = store_.used_slots();
+    r.high_water = store_.high_water();
+    r.applied_index = repl_.applied_index();
+    co_return r;
+  });
+
+  s.route<ReserveReq>([this](ReserveReq req, Inbound&, Outbound&) -> asio::awaitable<Result<ReserveResp>> {
+    if (req.count == 0 || req.count > kMaxReserve)
+      co_return make_error(Code::BAD_REQUEST, fmt::format("reserve count must be 1..{}", kMaxReserve));
+    // Submit all at once so they share one group commit.
+    struct State {
+      std::vector<std::optional<Result<SlotMeta>>> results;
+      size_t left;
+    };
+    auto st = std::make_shared<State>();
+    st->results.resize(req.count);
+    st->left = req.count;
+    auto ex = co_await asio::this_coro::executor;
+    co_await await_completion<bool>([&](auto done) {
+      for (uint32_t i = 0; i < req.count; ++i) {
+        Command c;
+        c.type = CmdType::RESERVE;
+        c.file_id = req.file_id;
+        asio::co_spawn(ex, mutate(c, {}), [st, i, done](std::exception_ptr e, Result<SlotMeta> r) mutable {
+          st->results[i] = e ? Result<SlotMeta>(make_error(Code::INTERNAL, "reserve threw")) : std::move(r);
+          if (--st->left == 0) done(true);
+        });
+      }
+    });
+    ReserveResp resp;
+    std::optional<Error> first_err;
+    for (auto& r : st->results) {
+      if (r->ok()) resp.slots.push_back((*r)->loc);
+      else if (!first_err) first_err = r->error();
+    }
+    if (first_err) {
+      // All or nothing: give back what was reserved.
+      for (auto& l : resp.slots) {
+        Command d;
+        d.type = CmdType::DELETE;
+        d.loc = l;
+        (void)co_await mutate(d, {});
+      }
+      co_return *first_err;
+    }
+    co_return resp;
+  });
+
+  s.route<WriteSlotReq>([this](WriteSlotReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c;
+    c.type = CmdType::WRITE_SLOT;
+    c.loc = req.loc;
+    c.file_id = req.file_id;
+    c.next = req.next;
+    c.len = static_cast<uint32_t>(in.bulk.size());
+    c.checksum = req.checksum;
+    c.state = req.state;
+    c.txid = req.txid;
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, std::move(in.bulk)));
+    co_return SlotResp{m};
+  });
+
+  s.route<PatchReq>([this](PatchReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c;
+    c.type = CmdType::PATCH;
+    c.loc = req.loc;
+    c.offset = req.offset;
+    c.len = static_cast<uint32_t>(in.bulk.size());
+    c.checksum = req.checksum;
+    if (xxh64(in.bulk.span()) != req.checksum)
+      co_return make_error(Code::CHECKSUM_MISMATCH, "patch bytes do not match their checksum");
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, std::move(in.bulk)));
+    co_return SlotResp{m};
+  });
+
+  s.route<SetNextReq>([this](SetNextReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c;
+    c.type = CmdType::SET_NEXT;
+    c.loc = req.loc;
+    c.next = req.next;
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+    co_return SlotResp{m};
+  });
+
+  s.route<SetValidLenReq>([this](SetValidLenReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c;
+    c.type = CmdType::SET_VALID_LEN;
+    c.loc = req.loc;
+    c.len = req.valid_len;
+    c.clear_next = req.clear_next;
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+    co_return SlotResp{m};
+  });
+
+  s.route<RedirectReq>([this](RedirectReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c;
+    c.type = CmdType::REDIRECT;
+    c.loc = req.loc;
+    c.target = req.target;
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+    co_return SlotResp{m};
+  });
+
+  s.route<DeleteReq>([this](DeleteReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c;
+    c.type = CmdType::DELETE;
+    c.loc = req.loc;
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+    co_return SlotResp{m};
+  });
+
+  s.route<ReadReq>([this](ReadReq req, Inbound&, Outbound& out) -> asio::awaitable<Result<ReadResp>> {
+    co_return co_await read(req, out);
+  });
+
+  s.route<StatReq>([this](StatReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    MYDFS_CO_TRY(co_await repl_.read_barrier());
+    if (req.loc.group != store_.group())
+      co_return make_error(Code::NOT_FOUND, fmt::format("{} is not in group {}", req.loc, store_.group()));
+    MYDFS_CO_ASSIGN(SlotMeta m, store_.meta(req.loc.slot));
+    if (m.state == SlotState::FREE) co_return make_error(Code::NOT_FOUND, fmt::format("slot {} is not in use", req.loc));
+    if (m.loc.gen != req.loc.gen)
+      co_return make_error(Code::STALE, fmt::format("{} is stale: the slot is at gen {}", req.loc, m.loc.gen));
+    co_return SlotResp{m};
+  });
+
+  s.route<WalkReq>([this](WalkReq req, Inbound&, Outbound&) -> asio::awaitable<Result<WalkResp>> {
+    MYDFS_CO_TRY(co_await repl_.read_barrier());
+    co_return walk(req.loc, std::min(req.max, kMaxWalk));
+  });
+}
+
+WalkResp StorageService::walk(Location loc, uint32_t max) const {
+  WalkResp w;
+  while (w.slices.size() < max) {
+    auto m = store_.resolve(loc);
+    if (!m.ok() && m.code() == Code::REDIRECT) {
+      auto moved = store_.meta(loc.slot);
+      if (moved.ok()) w.slices.push_back(*moved);
+      loc = m.error().target;
+      if (loc.group != store_.group()) { w.leaves = loc; return w; }
+      continue;
+    }
+    if (!m.ok()) {
+      w.end_code = m.code();
+      w.end_at = loc;
+      return w;
+    }
+    w.slices.push_back(*m);
+    Location next = m->next;
+    if (next.null() || next.group != store_.group()) { w.leaves = next; return w; }
+    loc = next;
+  }
+  w.leaves = loc;  // stopped at max: continue from here
+  return w;
+}
+
+asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbound& out) {
+  MYDFS_CO_TRY(co_await repl_.read_barrier());
+  MYDFS_CO_ASSIGN(SlotMeta m, store_.resolve(req.loc));
+  if (m.state != SlotState::LIVE && m.state != SlotState::PREPARED)
+    co_return make_error(Code::NOT_FOUND, fmt::format("{} holds no data", req.loc));
+  if (req.offset > m.valid_len)
+    co_return make_error(Code::BAD_REQUEST, fmt::format("read offset {} past valid_len {}", req.offset, m.valid_len));
+  uint32_t len = std::min(req.len, m.valid_len - req.offset);
+  ReadResp r;
+  r.offset = req.offset;
+  uint32_t slot = req.loc.slot;
+  if (req.offset == 0 && len == m.valid_len && len > 0) {
+    // Whole slice: straight from the store to the socket. The reader checks the bytes against
+    // meta.payload_checksum, which also catches a patch that raced with the send.
+    MYDFS_CO_TRY(co_await run_on(io_pool_, [&] { return store_.verify(slot); }));
+    MYDFS_CO_ASSIGN(r.meta, store_.resolve(req.loc));
+    if (r.meta.valid_len != len || r.meta.applied_index != m.applied_index)
+      co_return make_error(Code::CONFLICT, fmt::format("{} changed during the read; retry", req.loc));
+    PayloadFile pf = store_.payload_file(slot);
+    if (pf.fd < 0) co_return make_error(Code::INTERNAL, "payload file unavailable");
+    out.file = FileRange{pf.fd, static_cast<off_t>(pf.offset), len, {}};
+    r.whole = true;
+    co_return r;
+  }
+  // A part of a slice: copied under the slot's lock, so it is never torn by a concurrent patch.
+  AlignedBuffer buf(len);
+  auto res = co_await run_on(io_pool_, [&]() -> Result<SlotMeta> {
+    std::shared_lock lock(store_.locks().of(slot));
+    MYDFS_TRY(store_.verify(slot));
+    MYDFS_ASSIGN(SlotMeta now, store_.resolve(req.loc));
+    if (req.offset + len > now.valid_len) return make_error(Code::CONFLICT, "slice shrank during the read; retry");
+    MYDFS_TRY(store_.read_payload(slot, req.offset, buf.span()));
+    return now;
+  });
+  MYDFS_CO_ASSIGN(r.meta, std::move(res));
+  r.range_checksum = xxh64(buf.span());
+  out.bulk = std::move(buf);
+  co_return r;
+}
+
+}  // namespace mydfs::storage

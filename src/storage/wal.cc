@@ -1,0 +1,164 @@
+#include "storage/wal.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "common/buffer.h"
+#include "common/checksum.h"
+#include "proto/codec.h"
+
+namespace mydfs::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+uint64_t record_checksum(uint32_t len, uint32_t type, std::string_view body) {
+  unsigned char h[8];
+  for (int i = 0; i < 4; ++i) h[i] = static_cast<unsigned char>(len >> (8 * i));
+  for (int i = 0; i < 4; ++i) h[4 + i] = static_cast<unsigned char>(type >> (8 * i));
+  XXH64_state_t* st = XXH64_createState();
+  XXH64_reset(st, 0);
+  XXH64_update(st, h, sizeof h);
+  XXH64_update(st, body.data(), body.size());
+  uint64_t sum = XXH64_digest(st);
+  XXH64_freeState(st);
+  return sum;
+}
+
+// Parses the record at off; returns its total size, or 0 if it is not a complete valid record.
+size_t parse_record(std::string_view data, size_t off, std::string_view& body) {
+  if (data.size() - off < kWalRecordHeader) return 0;
+  Reader r(data.data() + off, kWalRecordHeader);
+  uint32_t len = r.u32();
+  uint32_t type = r.u32();
+  uint64_t sum = r.u64();
+  if (type != 1 || len < 8 || len > kWalMaxBody || data.size() - off - kWalRecordHeader < len) return 0;
+  body = data.substr(off + kWalRecordHeader, len);
+  if (record_checksum(len, type, body) != sum) return 0;
+  return kWalRecordHeader + len;
+}
+
+uint64_t body_index(std::string_view body) {
+  Reader r(body);
+  return r.u64();
+}
+
+}  // namespace
+
+std::string Wal::encode_record(std::string_view body) {
+  Writer w;
+  w.u32(static_cast<uint32_t>(body.size()));
+  w.u32(1);
+  w.u64(record_checksum(static_cast<uint32_t>(body.size()), 1, body));
+  w.raw(body.data(), body.size());
+  return w.take();
+}
+
+Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, const Visitor& visit) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create log directory '{}': {}", dir, ec.message()));
+  std::unique_ptr<Wal> wal(new Wal(dir));
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    auto name = e.path().filename().string();
+    if (name.size() != 24 || name.rfind("wal-", 0) != 0 || name.substr(20) != ".log") continue;
+    wal->segments_.emplace_back(std::stoull(name.substr(4, 16), nullptr, 16), e.path().string());
+  }
+  std::sort(wal->segments_.begin(), wal->segments_.end());
+
+  uint64_t expect = 0;  // next index expected; 0 = take the first record's
+  for (size_t si = 0; si < wal->segments_.size(); ++si) {
+    const auto& path = wal->segments_[si].second;
+    bool last = si + 1 == wal->segments_.size();
+    MYDFS_ASSIGN(auto f, File::open(path, O_RDONLY));
+    MYDFS_ASSIGN(uint64_t size, f->size());
+    std::string data(size, '\0');
+    MYDFS_TRY(f->pread_all(0, std::as_writable_bytes(std::span(data.data(), data.size()))));
+    size_t off = 0;
+    while (off < data.size()) {
+      std::string_view body;
+      size_t n = parse_record(data, off, body);
+      if (n == 0) {
+        // Is anything valid after it? Then this is damage in the middle, not a torn tail.
+        bool valid_after = false;
+        Reader r(data.data() + off, std::min<size_t>(data.size() - off, 4));
+        uint32_t len = r.u32();
+        if (r.ok() && len <= kWalMaxBody && off + kWalRecordHeader + len < data.size()) {
+          std::string_view b2;
+          valid_after = parse_record(data, off + kWalRecordHeader + len, b2) != 0;
+        }
+        if (!last || valid_after)
+          return make_error(Code::CORRUPT, fmt::format("log record at byte {} of '{}' is corrupt; refusing to "
+                                                       "start (fix or remove the store's data to go on)", off, path));
+        spdlog::warn("log: cutting a torn record at byte {} of '{}' ({} bytes)", off, path, data.size() - off);
+        MYDFS_ASSIGN(auto wf, File::open(path, O_RDWR));
+        MYDFS_TRY(wf->truncate(off));
+        MYDFS_TRY(wf->sync());
+        data.resize(off);
+        break;
+      }
+      uint64_t idx = body_index(body);
+      if (expect != 0 && idx != expect)
+        return make_error(Code::CORRUPT, fmt::format("log index gap at byte {} of '{}': found {}, expected {}",
+                                                     off, path, idx, expect));
+      expect = idx + 1;
+      wal->last_index_ = idx;
+      if (idx > after) MYDFS_TRY(visit(idx, body));
+      off += n;
+    }
+    wal->bytes_ += data.size();
+    if (last) {
+      MYDFS_ASSIGN(wal->active_, File::open(path, O_RDWR));
+      wal->active_size_ = data.size();
+    }
+  }
+  if (wal->last_index_ < after) wal->last_index_ = after;
+  if (!wal->active_) MYDFS_TRY(wal->start_segment(wal->last_index_ + 1));
+  return wal;
+}
+
+Status Wal::start_segment(uint64_t first_index) {
+  auto path = (fs::path(dir_) / fmt::format("wal-{:016x}.log", first_index)).string();
+  MYDFS_ASSIGN(active_, File::open(path, O_RDWR | O_CREAT | O_TRUNC));
+  MYDFS_TRY(sync_dir(dir_));
+  segments_.emplace_back(first_index, path);
+  active_size_ = 0;
+  return ok_status();
+}
+
+Status Wal::append(const std::vector<std::string>& bodies, uint64_t first_index) {
+  if (first_index != last_index_ + 1)
+    return make_error(Code::INTERNAL, fmt::format("log append at {} after {}", first_index, last_index_));
+  std::string buf;
+  for (const auto& b : bodies) buf += encode_record(b);
+  MYDFS_TRY(active_->pwrite_all(active_size_, as_bytes(buf)));
+  active_size_ += buf.size();
+  bytes_ += buf.size();
+  last_index_ += bodies.size();
+  return ok_status();
+}
+
+Status Wal::sync() { return active_->datasync(); }
+
+Status Wal::truncate_through(uint64_t index) {
+  if (index < last_index_) return make_error(Code::INTERNAL, "truncate_through before the last index");
+  auto old = segments_;
+  segments_.clear();
+  MYDFS_TRY(start_segment(index + 1));
+  for (const auto& [first, path] : old) {
+    if (path == segments_.back().second) continue;
+    std::error_code ec;
+    fs::remove(path, ec);
+    if (ec) spdlog::warn("log: cannot remove '{}': {}", path, ec.message());
+  }
+  MYDFS_TRY(sync_dir(dir_));
+  bytes_ = 0;
+  return ok_status();
+}
+
+}  // namespace mydfs::storage
