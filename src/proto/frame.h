@@ -18,7 +18,7 @@ constexpr uint8_t kFlagResponse = 0x01;  // set on replies; request id matches t
 
 // Defaults for the limits a peer enforces; both are configurable per server/client.
 constexpr uint32_t kDefaultMaxPayload = 1u << 20;  // 1 MiB of message
-constexpr uint32_t kDefaultMaxBulk = 4u << 20;     // one slot payload
+constexpr uint32_t kDefaultMaxBulk = 4u << 20;     // a little more than one slot's payload
 
 struct FrameHeader {
   uint32_t magic = kMagic;     // 0: kMagic

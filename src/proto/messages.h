@@ -56,6 +56,8 @@ struct SlotMeta {
   friend bool operator==(const SlotMeta&, const SlotMeta&) = default;
 };
 
+constexpr size_t kSlotMetaSize = 74;  // encoded size of a SlotMeta
+
 struct PingResp {
   uint32_t node_id = 0;
   uint32_t group_id = 0;

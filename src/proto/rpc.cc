@@ -31,8 +31,13 @@ std::string_view method_name(uint16_t m) {
 // ---------------------------------------------------------------------------------------------
 // FrameWriter
 
+static size_t frame_bytes(const OutFrame& f) {
+  return f.payload.size() + f.bulk_buf.size() + f.bulk.bytes.size() + f.file.len;
+}
+
 void FrameWriter::push(OutFrame f) {
   if (closed_) return;
+  queued_bytes_ += frame_bytes(f);
   queue_.push_back(std::move(f));
   wake_.cancel_one();
 }
@@ -83,6 +88,7 @@ awaitable<void> FrameWriter::run() {
     }
     OutFrame f = std::move(queue_.front());
     queue_.pop_front();
+    size_t fb = frame_bytes(f);
     std::array<asio::const_buffer, 3> bufs = {
         asio::buffer(f.header), asio::buffer(f.payload),
         f.bulk_buf.empty() ? asio::buffer(f.bulk.bytes.data(), f.bulk.bytes.size())
@@ -92,9 +98,13 @@ awaitable<void> FrameWriter::run() {
     bytes_out_ += n;
     if (ec) break;
     if (f.file.fd >= 0 && !co_await send_file(f.file)) break;
+    queued_bytes_ -= fb;
+    if (on_sent) on_sent();
   }
   closed_ = true;
   queue_.clear();
+  queued_bytes_ = 0;
+  if (on_sent) on_sent();
   error_code ignored;
   sock_.close(ignored);
 }
@@ -104,15 +114,16 @@ awaitable<void> FrameWriter::run() {
 
 class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
  public:
-  Conn(RpcServer& srv, tcp::socket s)
-      : srv_(srv), sock_(std::move(s)), writer_(sock_), watchdog_(sock_.get_executor()),
+  Conn(std::shared_ptr<Shared> srv, tcp::socket s)
+      : srv_(std::move(srv)), sock_(std::move(s)), writer_(sock_), watchdog_(sock_.get_executor()),
         slot_free_(sock_.get_executor()) {
-    srv_.connections_->add(1);
+    srv_->connections->add(1);
   }
-  ~Conn() { srv_.connections_->add(-1); }
+  ~Conn() { srv_->connections->add(-1); }
 
   void start() {
     auto self = shared_from_this();
+    writer_.on_sent = [this] { slot_free_.cancel_one(); };
     asio::co_spawn(sock_.get_executor(), [self]() { return self->writer_.run(); }, asio::detached);
     asio::co_spawn(sock_.get_executor(), [self]() { return self->read_loop(); }, asio::detached);
     asio::co_spawn(sock_.get_executor(), [self]() { return self->watch(); }, asio::detached);
@@ -148,7 +159,7 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
   // Replies BAD_REQUEST to a frame that failed its checks; the writer closes the socket once the
   // reply is out, and the watchdog closes it anyway if the peer does not read within a second.
   void reject(const FrameHeader& h, const std::string& why) {
-    srv_.bad_frames_->inc();
+    srv_->bad_frames->inc();
     spdlog::warn("rpc: bad frame from peer: {}; closing connection", why);
     Writer w;
     encode_error(w, make_error(Code::BAD_REQUEST, why));
@@ -171,12 +182,12 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
     auto self = shared_from_this();
     FrameBytes hb;
     while (!closing_) {
-      set_deadline(srv_.opt_.idle_timeout);
+      set_deadline(srv_->opt.idle_timeout);
       error_code ec;
       co_await asio::async_read(sock_, asio::buffer(hb), redirect_error(use_awaitable, ec));
       if (ec) break;
-      set_deadline(srv_.opt_.frame_timeout);
-      FrameDecode d = decode_frame(hb.data(), srv_.opt_.max_payload, srv_.opt_.max_bulk);
+      set_deadline(srv_->opt.frame_timeout);
+      FrameDecode d = decode_frame(hb.data(), srv_->opt.max_payload, srv_->opt.max_bulk);
       if (d.code != Code::OK) { reject(d.header, d.reason); co_return; }
       if (d.header.is_response()) { reject(d.header, "response frame sent to a server"); co_return; }
       auto in = std::make_shared<Inbound>();
@@ -187,9 +198,13 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
                                                   asio::buffer(in->bulk.data(), in->bulk.size())};
       co_await asio::async_read(sock_, bufs, redirect_error(use_awaitable, ec));
       if (ec) break;
-      srv_.bytes_in_->inc(kFrameHeaderSize + d.header.payload_len + d.header.bulk_len);
-      // Back-pressure: stop reading while too many requests of this connection are in flight.
-      while (in_flight_ >= srv_.opt_.max_in_flight && !closing_) {
+      srv_->bytes_in->inc(kFrameHeaderSize + d.header.payload_len + d.header.bulk_len);
+      // Back-pressure: stop reading while too many requests of this connection are in flight or
+      // too many reply bytes wait to be sent (a peer that does not read its replies). Waiting
+      // here is the server's choice, so no deadline runs meanwhile.
+      deadline_ = Clock::time_point::max();
+      while ((in_flight_ >= srv_->opt.max_in_flight || writer_.queued_bytes() > srv_->opt.max_queued_bytes) &&
+             !closing_) {
         slot_free_.expires_at(Clock::time_point::max());
         co_await slot_free_.async_wait(redirect_error(use_awaitable, ec));
       }
@@ -202,11 +217,11 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
   awaitable<void> serve(std::shared_ptr<Inbound> in) {
     auto self = shared_from_this();
     auto start = Clock::now();
-    srv_.in_flight_->add(1);
-    srv_.requests_total_->inc();
+    srv_->in_flight->add(1);
+    srv_->requests_total->inc();
     Outbound out;
-    auto it = srv_.routes_.find(in->header.type);
-    Route* route = it == srv_.routes_.end() ? nullptr : &it->second;
+    auto it = srv_->routes.find(in->header.type);
+    Route* route = it == srv_->routes.end() ? nullptr : &it->second;
     if (!route) {
       Writer w;
       encode_error(w, make_error(Code::UNKNOWN_METHOD,
@@ -235,17 +250,17 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
     rh.payload_len = static_cast<uint32_t>(out.payload.size());
     rh.bulk_len = static_cast<uint32_t>(out.file.fd >= 0 ? out.file.len : out.bulk.size());
     f.header = encode_frame(rh);
-    srv_.bytes_out_->inc(kFrameHeaderSize + rh.payload_len + rh.bulk_len);
+    srv_->bytes_out->inc(kFrameHeaderSize + rh.payload_len + rh.bulk_len);
     f.payload = std::move(out.payload);
     f.bulk_buf = std::move(out.bulk);
     f.file = std::move(out.file);
     writer_.push(std::move(f));
-    srv_.in_flight_->add(-1);
+    srv_->in_flight->add(-1);
     --in_flight_;
     slot_free_.cancel_one();
   }
 
-  RpcServer& srv_;
+  std::shared_ptr<Shared> srv_;
   tcp::socket sock_;
   FrameWriter writer_;
   asio::steady_timer watchdog_;
@@ -256,14 +271,16 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
 };
 
 RpcServer::RpcServer(asio::io_context& io, ServerOptions opt, Metrics* metrics, std::string daemon)
-    : io_(io), opt_(opt), metrics_(metrics), acceptor_(io) {
+    : io_(io), metrics_(metrics), shared_(std::make_shared<Shared>()), acceptor_(io) {
   (void)daemon;
-  requests_total_ = metrics_->counter("mydfs_rpc_requests_total", "", "RPC requests received");
-  bad_frames_ = metrics_->counter("mydfs_rpc_bad_frames_total", "", "Frames rejected as malformed");
-  bytes_in_ = metrics_->counter("mydfs_rpc_bytes_in_total", "", "Bytes received in RPC frames");
-  bytes_out_ = metrics_->counter("mydfs_rpc_bytes_out_total", "", "Bytes sent in RPC frames");
-  in_flight_ = metrics_->gauge("mydfs_rpc_in_flight", "", "RPC requests being handled");
-  connections_ = metrics_->gauge("mydfs_rpc_connections", "", "Open RPC connections");
+  Shared& sh = *shared_;
+  sh.opt = opt;
+  sh.requests_total = metrics_->counter("mydfs_rpc_requests_total", "", "RPC requests received");
+  sh.bad_frames = metrics_->counter("mydfs_rpc_bad_frames_total", "", "Frames rejected as malformed");
+  sh.bytes_in = metrics_->counter("mydfs_rpc_bytes_in_total", "", "Bytes received in RPC frames");
+  sh.bytes_out = metrics_->counter("mydfs_rpc_bytes_out_total", "", "Bytes sent in RPC frames");
+  sh.in_flight = metrics_->gauge("mydfs_rpc_in_flight", "", "RPC requests being handled");
+  sh.connections = metrics_->gauge("mydfs_rpc_connections", "", "Open RPC connections");
 }
 
 Status RpcServer::listen(const std::string& host, uint16_t port) {
@@ -290,7 +307,7 @@ void RpcServer::handle(Method m, Handler h) {
                                "RPC replies with a non-OK status per method");
   r.latency = metrics_->histogram("mydfs_rpc_latency_seconds", "method=\"" + name + "\"",
                                   "RPC handling latency per method");
-  routes_[static_cast<uint16_t>(m)] = std::move(r);
+  shared_->routes[static_cast<uint16_t>(m)] = std::move(r);
 }
 
 void RpcServer::start() {
@@ -316,7 +333,7 @@ awaitable<void> RpcServer::accept_loop() {
       continue;
     }
     s.set_option(tcp::no_delay(true), ec);
-    auto c = std::make_shared<Conn>(*this, std::move(s));
+    auto c = std::make_shared<Conn>(shared_, std::move(s));
     {
       std::lock_guard g(conns_mu_);
       for (auto it = conns_.begin(); it != conns_.end();)
@@ -334,6 +351,7 @@ struct RpcClient::Pending {
   explicit Pending(asio::any_io_executor ex) : done(ex) {}
   asio::steady_timer done;  // cancelled when the reply (or a failure) arrives
   bool finished = false;
+  uint16_t method = 0;
   Result<RawReply> result = make_error(Code::TIMEOUT);
 };
 
@@ -343,6 +361,7 @@ struct RpcClient::Conn {
   FrameWriter writer;
   std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending;
   bool dead = false;
+  Clock::time_point last_rx = Clock::now();  // when the last complete frame arrived
 };
 
 RpcClient::RpcClient(asio::any_io_executor ex, std::string host, uint16_t port, ClientOptions opt)
@@ -428,9 +447,14 @@ awaitable<void> RpcClient::read_loop(std::shared_ptr<Conn> c) {
                                                 asio::buffer(reply.bulk.data(), reply.bulk.size())};
     co_await asio::async_read(c->sock, bufs, redirect_error(use_awaitable, ec));
     if (ec) break;
+    c->last_rx = Clock::now();
     auto it = c->pending.find(d.header.request_id);
     if (it == c->pending.end()) continue;  // the caller gave up (deadline)
     auto p = it->second;
+    if (p->method != d.header.type) {
+      failure = make_error(Code::BAD_REQUEST, fmt::format("reply from {} answers another method", addr_));
+      break;
+    }
     c->pending.erase(it);
     p->finished = true;
     p->result = std::move(reply);
@@ -454,6 +478,8 @@ awaitable<Result<RawReply>> RpcClient::call_raw(Method m, std::string payload, B
   if (!st.ok()) co_return st.take_error();
   auto c = conn_;
   auto p = std::make_shared<Pending>(ex_);
+  p->method = static_cast<uint16_t>(m);
+  auto sent_at = Clock::now();
   uint64_t id = next_id_++;
   c->pending[id] = p;
   FrameHeader h;
@@ -471,6 +497,13 @@ awaitable<Result<RawReply>> RpcClient::call_raw(Method m, std::string payload, B
   co_await p->done.async_wait(redirect_error(use_awaitable, ec));
   if (!p->finished) {
     c->pending.erase(id);
+    if (c->last_rx < sent_at && !c->dead) {
+      // Nothing at all arrived while we waited: the peer or the path is stuck. Drop the
+      // connection so the next call starts a fresh one instead of queueing behind it.
+      c->dead = true;
+      error_code ignored;
+      c->sock.close(ignored);
+    }
     co_return make_error(Code::TIMEOUT, fmt::format("{} to {} timed out after {} ms",
                                                     method_name(static_cast<uint16_t>(m)), addr_, timeout.count()));
   }

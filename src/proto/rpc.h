@@ -86,6 +86,9 @@ class FrameWriter {
   explicit FrameWriter(tcp::socket& s) : sock_(s), wake_(s.get_executor()) {}
   void push(OutFrame f);
   awaitable<void> run();  // returns when the socket fails or close() was called
+  size_t queued_bytes() const { return queued_bytes_; }
+  // Called after each frame is written (the server uses it to resume reading).
+  std::function<void()> on_sent;
   void finish();  // close the socket once the queue is drained
   void close();
   uint64_t bytes_out() const { return bytes_out_; }
@@ -98,6 +101,7 @@ class FrameWriter {
   bool closed_ = false;
   bool finishing_ = false;
   uint64_t bytes_out_ = 0;
+  size_t queued_bytes_ = 0;  // payload + bulk bytes waiting in queue_
 };
 
 struct ServerOptions {
@@ -106,6 +110,7 @@ struct ServerOptions {
   std::chrono::milliseconds frame_timeout{10000};  // rest of a frame after its header
   std::chrono::milliseconds idle_timeout{600000};  // no frame at all
   uint32_t max_in_flight = 64;                      // per connection; reading pauses beyond
+  size_t max_queued_bytes = 64u << 20;              // replies not yet sent; reading pauses beyond
 };
 
 class RpcServer {
@@ -127,9 +132,9 @@ class RpcServer {
     handle(Req::kMethod, [f](Inbound& in) -> awaitable<Outbound> {
       Outbound out;
       auto req = decode_message<Req>(in.payload);
-      Result<typename Req::Response> res = req.ok()
-          ? co_await f(std::move(req).value(), in, out)
-          : Result<typename Req::Response>(req.take_error());
+      Result<typename Req::Response> res;  // (no co_await inside ?: — GCC 12 miscompiles it)
+      if (req.ok()) res = co_await f(std::move(req).value(), in, out);
+      else res = req.take_error();
       Writer w;
       if (res.ok()) {
         encode_ok(w);
@@ -155,21 +160,27 @@ class RpcServer {
     Counter* errors = nullptr;
     Histogram* latency = nullptr;
   };
+  // What connections use, shared with them so a connection that outlives the server object
+  // (its coroutines finish after stop()) never touches freed memory. The Metrics must outlive
+  // the io_context.
+  struct Shared {
+    ServerOptions opt;
+    std::unordered_map<uint16_t, Route> routes;  // filled before start(), read-only after
+    Counter* requests_total;
+    Counter* bad_frames;
+    Counter* bytes_in;
+    Counter* bytes_out;
+    Gauge* in_flight;
+    Gauge* connections;
+  };
 
   asio::io_context& io_;
-  ServerOptions opt_;
   Metrics* metrics_;
+  std::shared_ptr<Shared> shared_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;
-  std::unordered_map<uint16_t, Route> routes_;  // filled before start(), read-only after
   std::mutex conns_mu_;
   std::unordered_map<Conn*, std::weak_ptr<Conn>> conns_;
-  Counter* requests_total_;
-  Counter* bad_frames_;
-  Counter* bytes_in_;
-  Counter* bytes_out_;
-  Gauge* in_flight_;
-  Gauge* connections_;
 };
 
 struct ClientOptions {
@@ -195,7 +206,8 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
                                        std::chrono::milliseconds timeout);
 
   template <typename Req>
-  awaitable<Result<typename Req::Response>> call(const Req& req, Bulk bulk = {},
+  // req is taken by value: the coroutine may start after the caller's object is gone.
+  awaitable<Result<typename Req::Response>> call(Req req, Bulk bulk = {},
                                                  AlignedBuffer* bulk_out = nullptr,
                                                  std::chrono::milliseconds timeout = {}) {
     using Resp = typename Req::Response;
@@ -239,7 +251,7 @@ class SyncClient {
   SyncClient(std::string host, uint16_t port, ClientOptions opt = {});
   ~SyncClient();
   template <typename Req>
-  Result<typename Req::Response> call(const Req& req, Bulk bulk = {}, AlignedBuffer* bulk_out = nullptr,
+  Result<typename Req::Response> call(Req req, Bulk bulk = {}, AlignedBuffer* bulk_out = nullptr,
                                       std::chrono::milliseconds timeout = {}) {
     auto fut = asio::co_spawn(io_, client_->call(req, std::move(bulk), bulk_out, timeout), asio::use_future);
     return fut.get();

@@ -22,12 +22,11 @@ enum class Code : uint16_t {
   UNAVAILABLE = 12,       // peer unreachable, connection closed, shutting down
   INTERNAL = 13,          // bug or I/O error on the server
   UNKNOWN_METHOD = 14,    // message type not served here
-  TOO_LARGE = 15,         // frame or bulk exceeds the configured maximum
-  CORRUPT = 16,           // on-disk state failed verification; never served
+  TOO_LARGE = 15,         // a request the client refuses to send: over the frame limits
+  CORRUPT = 16,           // local on-disk structure (superblock, log) failed verification
   IO_ERROR = 17,          // local I/O failed (EIO, ENOSPC of the host file system, ...)
 };
 
-constexpr uint16_t kMaxCode = 17;
 
 constexpr std::string_view code_name(Code c) {
   switch (c) {

@@ -2,6 +2,7 @@
 // write. Each slot file has the slot layout (header block, then payload).
 #include <fcntl.h>
 
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <unordered_set>
@@ -28,22 +29,33 @@ class FilesStore final : public SliceStore {
   Status raw_open(bool create, uint32_t capacity) override {
     std::error_code ec;
     fs::path dir(opt_.path);
+    files_.resize(uint64_t{capacity} + 1);
     if (create) {
+      // Built as DIR.creating, renamed into place by raw_commit_create().
       if (!dir.parent_path().empty() && !fs::is_directory(dir.parent_path(), ec))
         return make_error(Code::BAD_REQUEST, fmt::format("data directory '{}' does not exist", dir.parent_path().string()));
-      fs::create_directories(dir / "slots", ec);
-      if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create '{}': {}", opt_.path, ec.message()));
+      fs::path tmp = tmp_path();
+      fs::remove_all(tmp, ec);
+      fs::create_directories(tmp / "slots", ec);
+      if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create '{}': {}", tmp.string(), ec.message()));
+      MYDFS_ASSIGN(files_[0], File::open((tmp / "superblock").string(), O_RDWR | O_CREAT));
+      MYDFS_TRY(sync_dir((tmp / "slots").string()));
+      return sync_dir(tmp.string());
     }
     if (!fs::is_directory(dir / "slots", ec))
       return make_error(Code::BAD_REQUEST, fmt::format("'{}' is not a files-backend store", opt_.path));
-    files_.resize(uint64_t{capacity} + 1);
-    MYDFS_ASSIGN(files_[0], File::open((dir / "superblock").string(), O_RDWR | (create ? O_CREAT : 0)));
-    if (create) {
-      MYDFS_TRY(sync_dir(opt_.path));
-      MYDFS_TRY(sync_dir((dir / "slots").string()));
-    }
+    MYDFS_ASSIGN(files_[0], File::open((dir / "superblock").string(), O_RDWR));
     return ok_status();
   }
+
+  Status raw_commit_create() override {
+    if (::rename(tmp_path().c_str(), opt_.path.c_str()) != 0)
+      return make_error(Code::IO_ERROR, fmt::format("cannot rename '{}': {}", tmp_path(), std::strerror(errno)));
+    auto parent = fs::path(opt_.path).parent_path().string();
+    return sync_dir(parent.empty() ? "." : parent);
+  }
+
+  Status raw_check(uint32_t) const override { return ok_status(); }
 
   Status raw_grow(uint32_t capacity) override {
     std::lock_guard g(mu_);
@@ -114,6 +126,7 @@ class FilesStore final : public SliceStore {
   }
 
  private:
+  std::string tmp_path() const { return opt_.path + ".creating"; }
   std::string slot_path(uint32_t slot) const {
     return (fs::path(opt_.path) / "slots" / fmt::format("{:08x}", slot)).string();
   }

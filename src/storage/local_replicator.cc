@@ -100,7 +100,10 @@ class LocalReplicator final : public Replicator {
         return make_error(Code::CHECKSUM_MISMATCH, "slice bytes do not match their checksum");
       return store_.write_payload(slot, 0, data.span());
     });
-    Result<SlotMeta> res = st.ok() ? co_await enqueue(std::move(cmd), {}) : Result<SlotMeta>(st.take_error());
+    // (No co_await inside ?: — GCC 12 miscompiles it.)
+    Result<SlotMeta> res;
+    if (st.ok()) res = co_await enqueue(std::move(cmd), {});
+    else res = st.take_error();
     std::lock_guard g(writing_mu_);
     writing_.erase(slot);
     co_return res;
@@ -167,6 +170,10 @@ class LocalReplicator final : public Replicator {
           queue_.pop_front();
         }
       }
+      if (failed_) {
+        for (auto& it : batch) it.done(make_error(Code::UNAVAILABLE, "the log failed; this node stopped taking writes"));
+        continue;
+      }
       bool payloads = std::any_of(batch.begin(), batch.end(),
                                   [](const Item& i) { return i.cmd.type == CmdType::WRITE_SLOT; });
       uint64_t first = wal_->last_index() + 1;
@@ -180,7 +187,9 @@ class LocalReplicator final : public Replicator {
       if (st.ok()) st = wal_->append(bodies, first);
       if (st.ok()) st = wal_->sync();
       if (!st.ok()) {
-        // Fail-stop: what is on disk is no longer known to match what we would acknowledge.
+        // Fail-stop: what is on disk is no longer known to match what we would acknowledge. The
+        // callers get an error, which (like a timeout) means "outcome unknown": a record that did
+        // reach the log is applied at the next start.
         failed_ = true;
         spdlog::critical("log write failed, refusing further writes: {}", st.error().to_string());
         for (auto& it : batch) it.done(st.error());
@@ -190,11 +199,19 @@ class LocalReplicator final : public Replicator {
       records_->inc(batch.size());
       wal_bytes_ = wal_->bytes();
       for (size_t i = 0; i < batch.size(); ++i) {
-        auto res = sm_.apply(first + i, batch[i].cmd, batch[i].data.span(), false);
-        applied_ = first + i;
+        auto res = failed_ ? Result<SlotMeta>(make_error(Code::UNAVAILABLE, "an earlier apply failed"))
+                           : sm_.apply(first + i, batch[i].cmd, batch[i].data.span(), false);
+        if (res.code() == Code::IO_ERROR || res.code() == Code::NO_SPACE) {
+          // The command is logged but its effect may be half on disk: stop here, and let the
+          // replay at the next start finish it. No checkpoint may pass this index.
+          failed_ = true;
+          spdlog::critical("apply of log entry {} failed, refusing further writes: {}", first + i,
+                           res.error().to_string());
+        }
+        if (!failed_) applied_ = first + i;
         batch[i].done(std::move(res));
       }
-      if (wal_->bytes() > opt_.checkpoint_bytes) {
+      if (!failed_ && wal_->bytes() > opt_.checkpoint_bytes) {
         Status c = checkpoint();
         if (!c.ok()) spdlog::error("checkpoint failed: {}", c.error().to_string());
       }

@@ -34,6 +34,10 @@ struct Config {
   uint32_t io_threads = 4;
   uint64_t checkpoint_mb = 64;
   uint32_t max_in_flight = 64;
+  uint32_t frame_timeout_ms = 10000;
+  uint32_t idle_timeout_ms = 600000;
+  std::string max_frame = "1MiB";
+  uint32_t max_batch = 256;
 };
 
 int fail(const std::string& msg) {
@@ -60,6 +64,10 @@ int main(int argc, char** argv) {
   app.add_option("--io-threads", c.io_threads, "Threads for disk reads and writes")->capture_default_str();
   app.add_option("--checkpoint-mb", c.checkpoint_mb, "Checkpoint the store when the log passes this size")->capture_default_str();
   app.add_option("--max-in-flight", c.max_in_flight, "Requests in flight per connection")->capture_default_str();
+  app.add_option("--frame-timeout-ms", c.frame_timeout_ms, "Time for the rest of a frame after its header")->capture_default_str();
+  app.add_option("--idle-timeout-ms", c.idle_timeout_ms, "Close connections idle this long")->capture_default_str();
+  app.add_option("--max-frame", c.max_frame, "Largest message accepted (bulk is one slot at most)")->capture_default_str();
+  app.add_option("--max-batch", c.max_batch, "Commands per group commit at most")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto logs = setup_logging("storage", c.log_level, c.log_file);
@@ -76,6 +84,11 @@ int main(int argc, char** argv) {
   if (slots < 1 || slots > (1u << 30)) return fail(fmt::format("capacity '{}' must be between 4MiB and 4PiB", c.capacity));
   if (c.io_threads < 1 || c.io_threads > 256) return fail("--io-threads must be 1..256");
   if (c.node_id == 0 || c.group_id == 0) return fail("--node-id and --group-id must be positive");
+  auto max_frame = parse_size(c.max_frame);
+  if (!max_frame.ok()) return fail(max_frame.error().message);
+  if (*max_frame < 4096 || *max_frame > (64u << 20)) return fail("--max-frame must be between 4KiB and 64MiB");
+  if (c.max_batch < 1 || c.max_in_flight < 1 || c.frame_timeout_ms < 1 || c.idle_timeout_ms < 1)
+    return fail("--max-batch, --max-in-flight and the timeouts must be positive");
   auto locked = lock_data_dir(c.data);
   if (!locked.ok()) return fail(locked.error().message);
 
@@ -94,6 +107,7 @@ int main(int argc, char** argv) {
   storage::LocalReplicatorOptions ro;
   ro.log_dir = c.data + "/wal";
   ro.checkpoint_bytes = c.checkpoint_mb << 20;
+  ro.max_batch = c.max_batch;
   auto repl = storage::open_local_replicator(**store, ro, &metrics);
   if (!repl.ok()) return fail(repl.error().message);
 
@@ -107,6 +121,10 @@ int main(int argc, char** argv) {
   asio::thread_pool io_pool(c.io_threads);
   proto::ServerOptions sopt;
   sopt.max_in_flight = c.max_in_flight;
+  sopt.frame_timeout = std::chrono::milliseconds(c.frame_timeout_ms);
+  sopt.idle_timeout = std::chrono::milliseconds(c.idle_timeout_ms);
+  sopt.max_payload = static_cast<uint32_t>(*max_frame);
+  sopt.max_bulk = storage::kPayloadCapacity;
   proto::RpcServer server(io, sopt, &metrics, "storage");
   storage::StorageService service(st, **repl, io_pool, c.node_id);
   service.register_routes(server);

@@ -171,6 +171,8 @@ WalkResp StorageService::walk(Location loc, uint32_t max) const {
       if (loc.group != store_.group()) { w.leaves = loc; return w; }
       continue;
     }
+    if (m.ok() && m->state != SlotState::LIVE)
+      m = make_error(Code::NOT_FOUND, fmt::format("{} holds no committed data", loc));
     if (!m.ok()) {
       w.end_code = m.code();
       w.end_at = loc;
@@ -188,8 +190,8 @@ WalkResp StorageService::walk(Location loc, uint32_t max) const {
 asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbound& out) {
   MYDFS_CO_TRY(co_await repl_.read_barrier());
   MYDFS_CO_ASSIGN(SlotMeta m, store_.resolve(req.loc));
-  if (m.state != SlotState::LIVE && m.state != SlotState::PREPARED)
-    co_return make_error(Code::NOT_FOUND, fmt::format("{} holds no data", req.loc));
+  if (m.state != SlotState::LIVE)  // PREPARED slots are invisible until committed
+    co_return make_error(Code::NOT_FOUND, fmt::format("{} holds no committed data", req.loc));
   if (req.offset > m.valid_len)
     co_return make_error(Code::BAD_REQUEST, fmt::format("read offset {} past valid_len {}", req.offset, m.valid_len));
   uint32_t len = std::min(req.len, m.valid_len - req.offset);

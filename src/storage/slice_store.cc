@@ -56,7 +56,8 @@ Status SliceStore::load_superblock(bool created) {
     // Both copies, so a later torn write of one always leaves a valid other.
     MYDFS_TRY(write_superblock_locked());
     MYDFS_TRY(write_superblock_locked());
-    return raw_sync();
+    MYDFS_TRY(raw_sync());
+    return raw_commit_create();
   }
   std::vector<std::byte> block(kSuperCopyOffset[1] + kSuperCopySize);
   MYDFS_TRY(raw_read(0, 0, block));
@@ -77,7 +78,7 @@ Status SliceStore::load_superblock(bool created) {
                                   opt_.group_id, opt_.node_id));
   if (sb_.capacity_slots == 0 || sb_.high_water < 1 || sb_.high_water > sb_.capacity_slots + 1)
     return make_error(Code::CORRUPT, fmt::format("'{}': superblock values out of range", opt_.path));
-  return ok_status();
+  return raw_check(sb_.capacity_slots);
 }
 
 Status SliceStore::write_superblock_locked() {
@@ -234,7 +235,7 @@ Status SliceStore::verify(uint32_t slot) {
   return ok_status();
 }
 
-Status SliceStore::put_header(const SlotMeta& m, bool payload_verified) {
+Status SliceStore::put_header(const SlotMeta& m, PayloadCheck check) {
   uint32_t s = m.loc.slot;
   if (s == 0 || s > capacity_) return make_error(Code::BAD_REQUEST, "header for a slot out of range");
   if (m.valid_len > kPayloadCapacity) return make_error(Code::BAD_REQUEST, "valid_len beyond capacity");
@@ -254,7 +255,7 @@ Status SliceStore::put_header(const SlotMeta& m, bool payload_verified) {
   e.seq = h.seq;
   e.corrupt = false;
   e.allocated = false;
-  e.verified = payload_verified;
+  if (check != PayloadCheck::KEEP) e.verified = check == PayloadCheck::VERIFIED;
   if (m.state == SlotState::DELETED) free_.insert(s);
   else free_.erase(s);
   free_count_ = free_.size();

@@ -31,6 +31,13 @@ using proto::SlotState;
 enum class Backend : uint16_t { VOLUME = 1, FILES = 2 };
 Result<Backend> parse_backend(const std::string& s);
 
+// What put_header() knows about the payload behind the header it writes.
+enum class PayloadCheck {
+  KEEP,        // payload unchanged: keep whatever was known
+  VERIFIED,    // checksum computed from bytes known good (just written from a checked buffer)
+  UNVERIFIED,  // checksum computed from disk bytes not checked since open
+};
+
 struct StoreOptions {
   std::string path;                 // volume: the file; files: the directory
   Backend backend = Backend::VOLUME;
@@ -89,8 +96,7 @@ class SliceStore {
   // next put_header); CHECKSUM_MISMATCH marks the slot corrupt so it is never served.
   Status verify(uint32_t slot);
   // Persists a header (alternating copies) and updates the table and the free table.
-  // payload_verified: the caller computed payload_checksum from the bytes it just wrote.
-  Status put_header(const SlotMeta& m, bool payload_verified);
+  Status put_header(const SlotMeta& m, PayloadCheck check);
   Status sync();                                // makes every write so far durable
   Status checkpoint(uint64_t applied_index);    // sync + superblock {high water, index}
   PayloadFile payload_file(uint32_t slot);
@@ -100,7 +106,12 @@ class SliceStore {
  protected:
   explicit SliceStore(StoreOptions opt) : opt_(std::move(opt)) {}
   // Backend I/O. Slot 0 is the superblock region. Reads past what was ever written return zeros.
+  // create: make a new store under a temporary name; raw_commit_create() moves it into place
+  // once its superblock is durable, so a crash during creation never leaves a half-made store.
   virtual Status raw_open(bool create, uint32_t capacity) = 0;
+  virtual Status raw_commit_create() = 0;
+  // Checks that what is on disk can hold `capacity` slots (a truncated volume is refused).
+  virtual Status raw_check(uint32_t capacity) const = 0;
   virtual Status raw_grow(uint32_t capacity) = 0;
   virtual bool raw_exists() const = 0;
   virtual Status raw_read(uint32_t slot, uint64_t off, std::span<std::byte> out) const = 0;

@@ -41,8 +41,11 @@ Status StateMachine::precheck(const Command& cmd, size_t data_len) const {
         return make_error(Code::BAD_REQUEST, "patch extends past the slot capacity");
       return ok_status();
     }
-    case CmdType::SET_NEXT:
-      return writable(cmd.loc).ok() ? ok_status() : Status(writable(cmd.loc).take_error());
+    case CmdType::SET_NEXT: {
+      MYDFS_ASSIGN(SlotMeta m, writable(cmd.loc));
+      (void)m;
+      return ok_status();
+    }
     case CmdType::SET_VALID_LEN: {
       MYDFS_ASSIGN(SlotMeta m, writable(cmd.loc));
       if (cmd.len > m.valid_len)
@@ -87,14 +90,22 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
     m.file_id = cmd.file_id;
     m.payload_checksum = xxh64(nullptr, 0);
     m.applied_index = index;
-    MYDFS_TRY(store_.put_header(m, true));
+    MYDFS_TRY(store_.put_header(m, PayloadCheck::VERIFIED));
     return m;
   }
 
   MYDFS_TRY(precheck(cmd, data.size()));
   SlotMeta m = cur;
   m.applied_index = index;
-  bool verified = true;
+  PayloadCheck check = PayloadCheck::KEEP;
+  bool rewrites_payload = cmd.type == CmdType::PATCH ||
+                          (cmd.type == CmdType::SET_VALID_LEN && cmd.len != cur.valid_len);
+  if (rewrites_payload && !replay) {
+    // The new checksum is computed over old bytes too: make sure they are good first, so damage
+    // is never blessed with a fresh checksum. (Replay skips this: a torn earlier attempt of this
+    // very command may be in the payload, and redoing the command overwrites it.)
+    MYDFS_TRY(store_.verify(cmd.loc.slot));
+  }
   switch (cmd.type) {
     case CmdType::RESERVE:
       break;
@@ -106,6 +117,7 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
           return make_error(Code::CHECKSUM_MISMATCH, fmt::format("payload of {} is damaged", cmd.loc));
         }
       }
+      check = PayloadCheck::VERIFIED;
       m.state = cmd.state;
       m.next = cmd.next;
       m.valid_len = cmd.len;
@@ -121,9 +133,8 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
         m.payload_checksum = cmd.checksum;
       } else {
         MYDFS_ASSIGN(m.payload_checksum, store_.checksum_payload(cmd.loc.slot, m.valid_len));
-        // The checksum is now computed from disk bytes: only as trustworthy as they are.
-        verified = false;
       }
+      check = replay ? PayloadCheck::UNVERIFIED : PayloadCheck::VERIFIED;
       break;
     }
     case CmdType::SET_NEXT:
@@ -132,7 +143,7 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
     case CmdType::SET_VALID_LEN:
       if (cmd.len != cur.valid_len) {
         MYDFS_ASSIGN(m.payload_checksum, store_.checksum_payload(cmd.loc.slot, cmd.len));
-        verified = false;
+        check = replay ? PayloadCheck::UNVERIFIED : PayloadCheck::VERIFIED;
       }
       m.valid_len = cmd.len;
       if (cmd.clear_next) m.next = Location{};
@@ -145,7 +156,7 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
       m.state = SlotState::DELETED;
       break;
   }
-  MYDFS_TRY(store_.put_header(m, verified));
+  MYDFS_TRY(store_.put_header(m, check));
   return m;
 }
 

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "storage/file_io.h"
@@ -18,18 +19,34 @@ class VolumeStore final : public SliceStore {
  protected:
   bool raw_exists() const override {
     std::error_code ec;
-    return std::filesystem::exists(opt_.path, ec) && std::filesystem::file_size(opt_.path, ec) > 0;
+    return std::filesystem::exists(opt_.path, ec);
   }
 
   Status raw_open(bool create, uint32_t capacity) override {
     auto parent = std::filesystem::path(opt_.path).parent_path();
     if (!parent.empty() && !std::filesystem::is_directory(parent))
       return make_error(Code::BAD_REQUEST, fmt::format("data directory '{}' does not exist", parent.string()));
-    MYDFS_ASSIGN(file_, File::open(opt_.path, O_RDWR | (create ? O_CREAT : 0)));
-    if (create) {
-      MYDFS_TRY(file_->allocate((uint64_t{capacity} + 1) * kSlotSize));
-      if (!parent.empty()) MYDFS_TRY(sync_dir(parent.string()));
+    if (!create) {
+      MYDFS_ASSIGN(file_, File::open(opt_.path, O_RDWR));
+      return ok_status();
     }
+    MYDFS_ASSIGN(file_, File::open(tmp_path(), O_RDWR | O_CREAT | O_TRUNC));
+    return file_->allocate((uint64_t{capacity} + 1) * kSlotSize);
+  }
+
+  Status raw_commit_create() override {
+    if (::rename(tmp_path().c_str(), opt_.path.c_str()) != 0)
+      return make_error(Code::IO_ERROR, fmt::format("cannot rename '{}': {}", tmp_path(), std::strerror(errno)));
+    auto parent = std::filesystem::path(opt_.path).parent_path().string();
+    return sync_dir(parent.empty() ? "." : parent);
+  }
+
+  Status raw_check(uint32_t capacity) const override {
+    MYDFS_ASSIGN(uint64_t size, file_->size());
+    uint64_t want = (uint64_t{capacity} + 1) * kSlotSize;
+    if (size < want)
+      return make_error(Code::CORRUPT, fmt::format("'{}' is {} bytes but its superblock says {} slots ({} bytes): "
+                                                   "the volume was truncated", opt_.path, size, capacity, want));
     return ok_status();
   }
 
@@ -52,6 +69,7 @@ class VolumeStore final : public SliceStore {
   PayloadFile raw_fd(uint32_t slot) override { return {file_->fd(), uint64_t{slot} * kSlotSize}; }
 
  private:
+  std::string tmp_path() const { return opt_.path + ".creating"; }
   std::unique_ptr<File> file_;
 };
 

@@ -43,6 +43,24 @@ size_t parse_record(std::string_view data, size_t off, std::string_view& body) {
   return kWalRecordHeader + len;
 }
 
+// Any valid record at any byte position in [from, end)? Tells damage in the middle (acknowledged
+// records follow it) from a torn tail (nothing valid after it).
+bool valid_record_after(std::string_view data, size_t from) {
+  for (size_t off = from; off + kWalRecordHeader <= data.size(); ++off) {
+    std::string_view body;
+    if (parse_record(data, off, body)) return true;
+  }
+  return false;
+}
+
+bool parse_segment_name(const std::string& name, uint64_t& first) {
+  if (name.size() != 24 || name.rfind("wal-", 0) != 0 || name.substr(20) != ".log") return false;
+  auto hex = name.substr(4, 16);
+  if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) return false;
+  first = std::stoull(hex, nullptr, 16);
+  return true;
+}
+
 uint64_t body_index(std::string_view body) {
   Reader r(body);
   return r.u64();
@@ -61,15 +79,31 @@ std::string Wal::encode_record(std::string_view body) {
 
 Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, const Visitor& visit) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create log directory '{}': {}", dir, ec.message()));
+  if (!fs::is_directory(dir, ec)) {
+    fs::create_directories(dir, ec);
+    if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create log directory '{}': {}", dir, ec.message()));
+    auto parent = fs::path(dir).parent_path().string();
+    MYDFS_TRY(sync_dir(parent.empty() ? "." : parent));
+  }
   std::unique_ptr<Wal> wal(new Wal(dir));
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     auto name = e.path().filename().string();
-    if (name.size() != 24 || name.rfind("wal-", 0) != 0 || name.substr(20) != ".log") continue;
-    wal->segments_.emplace_back(std::stoull(name.substr(4, 16), nullptr, 16), e.path().string());
+    uint64_t first = 0;
+    if (!parse_segment_name(name, first)) {
+      if (name.rfind("wal-", 0) == 0) spdlog::warn("log: ignoring unexpected file '{}'", e.path().string());
+      continue;
+    }
+    wal->segments_.emplace_back(first, e.path().string());
   }
+  if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot list log directory '{}': {}", dir, ec.message()));
   std::sort(wal->segments_.begin(), wal->segments_.end());
+  // Segments wholly covered by the checkpoint (a deletion that failed after an earlier
+  // checkpoint) are removed now.
+  while (wal->segments_.size() > 1 && wal->segments_[1].first <= after + 1) {
+    spdlog::info("log: removing '{}', covered by checkpoint {}", wal->segments_[0].second, after);
+    fs::remove(wal->segments_[0].second, ec);
+    wal->segments_.erase(wal->segments_.begin());
+  }
 
   uint64_t expect = 0;  // next index expected; 0 = take the first record's
   for (size_t si = 0; si < wal->segments_.size(); ++si) {
@@ -84,15 +118,7 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, c
       std::string_view body;
       size_t n = parse_record(data, off, body);
       if (n == 0) {
-        // Is anything valid after it? Then this is damage in the middle, not a torn tail.
-        bool valid_after = false;
-        Reader r(data.data() + off, std::min<size_t>(data.size() - off, 4));
-        uint32_t len = r.u32();
-        if (r.ok() && len <= kWalMaxBody && off + kWalRecordHeader + len < data.size()) {
-          std::string_view b2;
-          valid_after = parse_record(data, off + kWalRecordHeader + len, b2) != 0;
-        }
-        if (!last || valid_after)
+        if (!last || valid_record_after(data, off + 1))
           return make_error(Code::CORRUPT, fmt::format("log record at byte {} of '{}' is corrupt; refusing to "
                                                        "start (fix or remove the store's data to go on)", off, path));
         spdlog::warn("log: cutting a torn record at byte {} of '{}' ({} bytes)", off, path, data.size() - off);
@@ -103,6 +129,14 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, c
         break;
       }
       uint64_t idx = body_index(body);
+      if (idx == 0 || idx == UINT64_MAX)
+        return make_error(Code::CORRUPT, fmt::format("log record at byte {} of '{}' has impossible index {}", off, path, idx));
+      if (off == 0 && idx != wal->segments_[si].first)
+        return make_error(Code::CORRUPT, fmt::format("log segment '{}' starts at entry {}, not the {} its name says",
+                                                     path, idx, wal->segments_[si].first));
+      if (expect == 0 && after > 0 && idx > after + 1)
+        return make_error(Code::CORRUPT, fmt::format("log entries {}..{} are missing (the store's checkpoint is {}); "
+                                                     "refusing to start", after + 1, idx - 1, after));
       if (expect != 0 && idx != expect)
         return make_error(Code::CORRUPT, fmt::format("log index gap at byte {} of '{}': found {}, expected {}",
                                                      off, path, idx, expect));
@@ -112,9 +146,14 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, c
       off += n;
     }
     wal->bytes_ += data.size();
-    if (last) {
+    if (last && !data.empty()) {
       MYDFS_ASSIGN(wal->active_, File::open(path, O_RDWR));
       wal->active_size_ = data.size();
+    } else if (last) {
+      // An empty last segment (or one that held only a torn record): its name may not match the
+      // next index, so it is replaced by a fresh segment below.
+      fs::remove(path, ec);
+      wal->segments_.pop_back();
     }
   }
   if (wal->last_index_ < after) wal->last_index_ = after;

@@ -1,0 +1,190 @@
+#include <gtest/gtest.h>
+
+#include "common/checksum.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+
+namespace mydfs::proto {
+namespace {
+
+Location L(uint32_t g, uint32_t s, uint32_t gen) { return Location{g, s, gen}; }
+
+SlotMeta sample_meta() {
+  SlotMeta m;
+  m.loc = L(3, 17, 4);
+  m.state = SlotState::REDIRECT;
+  m.file_id = 0x1122334455667788ull;
+  m.next = L(4, 9, 1);
+  m.valid_len = 4190208;
+  m.redirect = L(5, 6, 7);
+  m.txid = 99;
+  m.payload_checksum = 0xdeadbeefcafef00dull;
+  m.applied_index = 12345;
+  return m;
+}
+
+// Encodes m, decodes it back, and checks equality by re-encoding (every message, every field).
+template <typename M>
+void expect_round_trip(const M& m) {
+  std::string bytes = encode_message(m);
+  auto back = decode_message<M>(bytes);
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(encode_message(*back), bytes);
+  // Every strict prefix is rejected: a decoder never reads past what is there.
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(decode_message<M>(std::string_view(bytes).substr(0, n)).ok()) << "prefix " << n;
+  // A trailing byte is rejected too.
+  EXPECT_FALSE(decode_message<M>(bytes + "x").ok());
+}
+
+TEST(Codec, roundTrip_everyMessage) {
+  expect_round_trip(PingReq{});
+  expect_round_trip(PingResp{7, 8});
+  expect_round_trip(ReserveReq{42, 5});
+  expect_round_trip(ReserveResp{{L(1, 2, 3), L(1, 4, 5)}});
+  expect_round_trip(WriteSlotReq{L(1, 2, 3), 9, L(2, 3, 4), 0xabc, SlotState::PREPARED, 77});
+  expect_round_trip(PatchReq{L(1, 2, 3), 4096, 0x55});
+  expect_round_trip(SetNextReq{L(1, 2, 3), L(9, 8, 7)});
+  expect_round_trip(SetValidLenReq{L(1, 2, 3), 100, true});
+  expect_round_trip(RedirectReq{L(1, 2, 3), L(4, 5, 6)});
+  expect_round_trip(DeleteReq{L(1, 2, 3)});
+  expect_round_trip(ReadReq{L(1, 2, 3), 10, 20});
+  expect_round_trip(ReadResp{sample_meta(), 5, true, 0x77});
+  expect_round_trip(StatReq{L(1, 2, 3)});
+  expect_round_trip(SlotResp{sample_meta()});
+  expect_round_trip(WalkReq{L(1, 2, 3), 17});
+  WalkResp w;
+  w.slices = {sample_meta(), sample_meta()};
+  w.leaves = L(8, 8, 8);
+  w.end_code = Code::STALE;
+  w.end_at = L(1, 1, 1);
+  expect_round_trip(w);
+  expect_round_trip(InfoReq{});
+  expect_round_trip(InfoResp{1, 2, 3, 4, 5, 6, 7});
+}
+
+TEST(Codec, slotMetaFields_survive) {
+  SlotResp r{sample_meta()};
+  auto back = decode_message<SlotResp>(encode_message(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->meta, sample_meta());
+}
+
+TEST(Codec, invalidEnums_rejected) {
+  SlotResp r{sample_meta()};
+  std::string b = encode_message(r);
+  b[12] = 7;  // state low byte: 0x012d (301) -> 0x0107, not a state
+  EXPECT_FALSE(decode_message<SlotResp>(b).ok());
+  WriteSlotReq w{L(1, 2, 3), 1, {}, 0, SlotState::LIVE, 0};
+  std::string wb = encode_message(w);
+  wb[40] = static_cast<char>(0x2d);  // state LIVE(200) -> 301: not writable
+  wb[41] = 1;
+  EXPECT_FALSE(decode_message<WriteSlotReq>(wb).ok());
+  SetValidLenReq v{L(1, 2, 3), 1, true};
+  std::string vb = encode_message(v);
+  vb.back() = 2;  // bool must be 0 or 1
+  EXPECT_FALSE(decode_message<SetValidLenReq>(vb).ok());
+}
+
+TEST(Codec, hostileCount_rejectedWithoutAllocating) {
+  Writer w;
+  w.u32(0xffffffff);  // claims 4 billion slices
+  EXPECT_FALSE(decode_message<WalkResp>(w.data()).ok());
+  EXPECT_FALSE(decode_message<ReserveResp>(w.data()).ok());
+}
+
+TEST(Codec, errorEnvelope_roundTrip) {
+  Writer w;
+  Error e = make_error(Code::REDIRECT, "moved");
+  e.hint = "127.0.0.1:7101";
+  e.target = L(2, 3, 4);
+  encode_error(w, e);
+  Reader r(w.data());
+  Error back;
+  EXPECT_FALSE(decode_status(r, back));
+  EXPECT_EQ(back.code, Code::REDIRECT);
+  EXPECT_EQ(back.message, "moved");
+  EXPECT_EQ(back.hint, "127.0.0.1:7101");
+  EXPECT_EQ(back.target, L(2, 3, 4));
+  Writer ok;
+  encode_ok(ok);
+  Reader r2(ok.data());
+  EXPECT_TRUE(decode_status(r2, back));
+  Writer bad;
+  bad.u16(999);
+  Reader r3(bad.data());
+  EXPECT_FALSE(decode_status(r3, back));
+  EXPECT_EQ(back.code, Code::BAD_REQUEST);
+}
+
+FrameHeader sample_header() {
+  FrameHeader h;
+  h.type = 0x0102;
+  h.request_id = 0x0102030405060708ull;
+  h.payload_len = 100;
+  h.bulk_len = 4096;
+  return h;
+}
+
+TEST(Frame, roundTrip) {
+  auto bytes = encode_frame(sample_header());
+  auto d = decode_frame(bytes.data(), kDefaultMaxPayload, kDefaultMaxBulk);
+  ASSERT_EQ(d.code, Code::OK) << d.reason;
+  EXPECT_EQ(d.header.type, 0x0102);
+  EXPECT_EQ(d.header.request_id, 0x0102030405060708ull);
+  EXPECT_EQ(d.header.payload_len, 100u);
+  EXPECT_EQ(d.header.bulk_len, 4096u);
+  EXPECT_FALSE(d.header.is_response());
+  // Layout is little-endian with the magic first.
+  EXPECT_EQ(bytes[0], 'M');
+  EXPECT_EQ(bytes[1], 'D');
+  EXPECT_EQ(bytes[2], 'F');
+  EXPECT_EQ(bytes[3], 'S');
+}
+
+TEST(Frame, badMagic_versionFlagsChecksum_rejected) {
+  auto base = encode_frame(sample_header());
+  auto check = [&](size_t byte, unsigned char value, const char* why) {
+    auto b = base;
+    b[byte] = value;
+    auto d = decode_frame(b.data(), kDefaultMaxPayload, kDefaultMaxBulk);
+    EXPECT_EQ(d.code, Code::BAD_REQUEST) << why;
+  };
+  check(0, 'X', "magic");
+  check(4, 2, "version");
+  check(5, 0x80, "flags");
+  check(8, 0x09, "request id changed under the checksum");
+  check(30, 0x00, "checksum");
+}
+
+TEST(Frame, oversize_rejected) {
+  FrameHeader h = sample_header();
+  h.payload_len = kDefaultMaxPayload + 1;
+  auto b = encode_frame(h);
+  EXPECT_EQ(decode_frame(b.data(), kDefaultMaxPayload, kDefaultMaxBulk).code, Code::BAD_REQUEST);
+  h = sample_header();
+  h.bulk_len = kDefaultMaxBulk + 1;
+  b = encode_frame(h);
+  auto d = decode_frame(b.data(), kDefaultMaxPayload, kDefaultMaxBulk);
+  EXPECT_EQ(d.code, Code::BAD_REQUEST);
+  EXPECT_STREQ(d.reason, "bulk data larger than the maximum");
+}
+
+TEST(Reader, everyReadChecked) {
+  std::string three = "abc";
+  Reader r(three);
+  EXPECT_EQ(r.u16(), 0x6261);
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.u32(), 0u);  // only one byte left
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.u8(), 0);    // sticky
+  EXPECT_FALSE(r.ok());
+  Writer w;
+  w.u32(1000);  // string claims 1000 bytes, none follow
+  Reader r2(w.data());
+  EXPECT_EQ(r2.str(), "");
+  EXPECT_FALSE(r2.ok());
+}
+
+}  // namespace
+}  // namespace mydfs::proto
