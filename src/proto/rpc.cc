@@ -10,6 +10,11 @@ using asio::redirect_error;
 using asio::use_awaitable;
 using boost::system::error_code;
 
+// Completion condition for whole frames: Asio's default (transfer_all) caps every read or write
+// at 64 KiB, which costs a 4 MiB slice 64 system calls and reactor turns; this asks for all that
+// is left each time.
+static size_t whole_frame(const error_code& ec, size_t /*done*/) { return ec ? 0 : size_t{1} << 30; }
+
 std::string_view method_name(uint16_t m) {
   switch (static_cast<Method>(m)) {
     case Method::PING: return "ping";
@@ -94,7 +99,7 @@ awaitable<void> FrameWriter::run() {
         f.bulk_buf.empty() ? asio::buffer(f.bulk.bytes.data(), f.bulk.bytes.size())
                            : asio::buffer(f.bulk_buf.data(), f.bulk_buf.size())};
     error_code ec;
-    size_t n = co_await asio::async_write(sock_, bufs, redirect_error(use_awaitable, ec));
+    size_t n = co_await asio::async_write(sock_, bufs, whole_frame, redirect_error(use_awaitable, ec));
     bytes_out_ += n;
     if (ec) break;
     if (f.file.fd >= 0 && !co_await send_file(f.file)) break;
@@ -196,7 +201,7 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
       in->bulk = AlignedBuffer(d.header.bulk_len);
       std::array<asio::mutable_buffer, 2> bufs = {asio::buffer(in->payload),
                                                   asio::buffer(in->bulk.data(), in->bulk.size())};
-      co_await asio::async_read(sock_, bufs, redirect_error(use_awaitable, ec));
+      co_await asio::async_read(sock_, bufs, whole_frame, redirect_error(use_awaitable, ec));
       if (ec) break;
       srv_->bytes_in->inc(kFrameHeaderSize + d.header.payload_len + d.header.bulk_len);
       // Back-pressure: stop reading while too many requests of this connection are in flight or
@@ -445,7 +450,7 @@ awaitable<void> RpcClient::read_loop(std::shared_ptr<Conn> c) {
     reply.bulk = AlignedBuffer(d.header.bulk_len);
     std::array<asio::mutable_buffer, 2> bufs = {asio::buffer(reply.payload),
                                                 asio::buffer(reply.bulk.data(), reply.bulk.size())};
-    co_await asio::async_read(c->sock, bufs, redirect_error(use_awaitable, ec));
+    co_await asio::async_read(c->sock, bufs, whole_frame, redirect_error(use_awaitable, ec));
     if (ec) break;
     c->last_rx = Clock::now();
     auto it = c->pending.find(d.header.request_id);

@@ -1,5 +1,7 @@
 #include "storage/service.h"
 
+#include <fcntl.h>
+
 #include <shared_mutex>
 
 #include "common/async.h"
@@ -9,6 +11,8 @@ namespace mydfs::storage {
 
 namespace asio = boost::asio;
 using namespace mydfs::proto;
+
+constexpr int kReadAheadSlices = 3;  // slices of a chain read ahead behind a whole-slice read
 
 StorageService::StorageService(SliceStore& store, Replicator& repl, asio::thread_pool& io_pool, uint32_t node_id)
     : store_(store), repl_(repl), io_pool_(io_pool), node_id_(node_id) {}
@@ -207,6 +211,22 @@ asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbo
       co_return make_error(Code::CONFLICT, fmt::format("{} changed during the read; retry", req.loc));
     PayloadFile pf = store_.payload_file(slot);
     if (pf.fd < 0) co_return make_error(Code::INTERNAL, "payload file unavailable");
+    // sendfile runs on the network thread and would block it on a page-cache miss; pull the
+    // range into the cache on the I/O pool first (several slices are read from disk at once).
+    // A reader of a chain asks for the next slices soon after: start reading the next few from
+    // disk now (posix_fadvise does not wait), so the disk works ahead of the network.
+    Location next = r.meta.next;
+    co_await run_on(io_pool_, [&] {
+      int rc = ::readahead(pf.fd, static_cast<off64_t>(pf.offset), len);
+      for (int k = 0; k < kReadAheadSlices && !next.null() && next.group == store_.group(); ++k) {
+        auto nm = store_.meta(next.slot);
+        PayloadFile nf = store_.payload_file(next.slot);
+        if (!nm.ok() || nf.fd < 0 || nm->loc.gen != next.gen) break;
+        ::posix_fadvise(nf.fd, static_cast<off_t>(nf.offset), nm->valid_len, POSIX_FADV_WILLNEED);
+        next = nm->next;
+      }
+      return rc;
+    });
     out.file = FileRange{pf.fd, static_cast<off_t>(pf.offset), len, {}};
     r.whole = true;
     co_return r;

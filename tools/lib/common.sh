@@ -1,0 +1,36 @@
+# Shared by tools/*: the Debian packages mydfs needs and how to get a build.
+# shellcheck shell=bash
+
+MYDFS_PACKAGES=(meson ninja-build g++ pkg-config python3 libboost-dev libspdlog-dev libfmt-dev
+                libxxhash-dev libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev
+                fuse3 libfuse3-dev curl procps)
+
+# ensure_packages [--no-install]: apt-get installs whatever of MYDFS_PACKAGES is missing.
+ensure_packages() {
+  local missing=() p
+  for p in "${MYDFS_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ "${1:-}" == "--no-install" ]]; then
+    echo "missing Debian packages: ${missing[*]}" >&2
+    return 2
+  fi
+  echo "== installing ${missing[*]}"
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || { echo "apt-get install failed" >&2; return 2; }
+}
+
+# ensure_build DIR: configures (once) and builds the optimized build in DIR; quiet unless it fails.
+ensure_build() {
+  local dir="$1"
+  if [[ ! -f "$dir/build.ninja" ]]; then
+    meson setup "$dir" --buildtype=debugoptimized >"$dir.setup.log" 2>&1 \
+      || { cat "$dir.setup.log" >&2; return 1; }
+  fi
+  ninja -C "$dir" >"$dir.compile.log" 2>&1 \
+    || { grep -E -A8 "error|FAILED" "$dir.compile.log" | head -n 60 >&2; echo "build failed (log: $dir.compile.log)" >&2; return 1; }
+}
