@@ -183,7 +183,13 @@ class LocalReplicator final : public Replicator {
         bodies.push_back(encode_entry(first + i, batch[i].cmd,
                                       batch[i].cmd.type == CmdType::PATCH ? batch[i].data.span()
                                                                           : std::span<const std::byte>{}));
-      Status st = payloads ? store_.sync() : ok_status();
+      // Sync the store before the log: this batch's payloads must be durable before the log says
+      // they exist, and the previous batch's header and patch writes must be durable before any
+      // later command is logged, so after a crash at most the last batch is half-applied (its
+      // replay then finds every earlier slot state intact, and a torn header always has an
+      // intact older copy).
+      Status st = (payloads || store_dirty_) ? store_.sync() : ok_status();
+      if (st.ok()) store_dirty_ = false;
       if (st.ok()) st = wal_->append(bodies, first);
       if (st.ok()) st = wal_->sync();
       if (!st.ok()) {
@@ -211,6 +217,7 @@ class LocalReplicator final : public Replicator {
         if (!failed_) applied_ = first + i;
         batch[i].done(std::move(res));
       }
+      store_dirty_ = true;
       if (!failed_ && wal_->bytes() > opt_.checkpoint_bytes) {
         Status c = checkpoint();
         if (!c.ok()) spdlog::error("checkpoint failed: {}", c.error().to_string());
@@ -222,6 +229,7 @@ class LocalReplicator final : public Replicator {
   StateMachine sm_;                // applied only by the committer thread (and open())
   LocalReplicatorOptions opt_;
   std::unique_ptr<Wal> wal_;       // committer thread only, after open()
+  bool store_dirty_ = false;       // committer thread only: applies since the last store sync
   std::mutex mu_;                  // guards queue_, stopping_
   std::condition_variable cv_;
   std::deque<Item> queue_;

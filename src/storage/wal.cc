@@ -129,7 +129,7 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, c
         break;
       }
       uint64_t idx = body_index(body);
-      if (idx == 0 || idx == UINT64_MAX)
+      if (idx == 0 || idx > kWalMaxIndex)
         return make_error(Code::CORRUPT, fmt::format("log record at byte {} of '{}' has impossible index {}", off, path, idx));
       if (off == 0 && idx != wal->segments_[si].first)
         return make_error(Code::CORRUPT, fmt::format("log segment '{}' starts at entry {}, not the {} its name says",
@@ -173,6 +173,8 @@ Status Wal::start_segment(uint64_t first_index) {
 Status Wal::append(const std::vector<std::string>& bodies, uint64_t first_index) {
   if (first_index != last_index_ + 1)
     return make_error(Code::INTERNAL, fmt::format("log append at {} after {}", first_index, last_index_));
+  if (bodies.size() > kWalMaxIndex - last_index_)
+    return make_error(Code::INTERNAL, "log index space exhausted");
   std::string buf;
   for (const auto& b : bodies) buf += encode_record(b);
   MYDFS_TRY(active_->pwrite_all(active_size_, as_bytes(buf)));

@@ -22,6 +22,9 @@ namespace mydfs::storage {
 
 constexpr size_t kWalRecordHeader = 16;
 constexpr uint32_t kWalMaxBody = 8u << 20;
+// Log indexes run from 1 to kWalMaxIndex; a larger one can only be damage (at a million
+// commands a second the range lasts 146,000 years).
+constexpr uint64_t kWalMaxIndex = uint64_t{1} << 62;
 
 class Wal {
  public:
