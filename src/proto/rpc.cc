@@ -478,7 +478,7 @@ awaitable<Result<RawReply>> RpcClient::call_raw(Method m, std::string payload, B
   auto self = shared_from_this();
   auto deadline = Clock::now() + timeout;
   if (payload.size() > opt_.max_payload || bulk.bytes.size() > opt_.max_bulk)
-    co_return make_error(Code::BAD_REQUEST, "request larger than the maximum frame size");
+    co_return make_error(Code::TOO_LARGE, "request larger than the maximum frame size");
   Status st = co_await ensure_connected();
   if (!st.ok()) co_return st.take_error();
   auto c = conn_;

@@ -24,7 +24,7 @@ enum class Code : uint16_t {
   UNKNOWN_METHOD = 14,    // message type not served here
   TOO_LARGE = 15,         // a request the client refuses to send: over the frame limits
   CORRUPT = 16,           // local on-disk structure (superblock, log) failed verification
-  IO_ERROR = 17,          // local I/O failed (EIO, ENOSPC of the host file system, ...)
+  IO_ERROR = 17,          // local I/O failed (EIO, ...; the host's ENOSPC is NO_SPACE)
 };
 
 

@@ -32,7 +32,7 @@ std::string encode_entry(uint64_t index, const Command& cmd, std::span<const std
 class LocalReplicator final : public Replicator {
  public:
   LocalReplicator(SliceStore& store, LocalReplicatorOptions opt, Metrics* m)
-      : store_(store), sm_(store), opt_(std::move(opt)) {
+      : store_(store), sm_(store), opt_(std::move(opt)), pool_(opt_.io_threads) {
     syncs_ = m->counter("mydfs_wal_syncs_total", "", "Group commits (log fsyncs)");
     records_ = m->counter("mydfs_wal_records_total", "", "Commands written to the log");
     checkpoints_ = m->counter("mydfs_wal_checkpoints_total", "", "Store checkpoints (log cut)");
@@ -88,6 +88,13 @@ class LocalReplicator final : public Replicator {
         co_return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
       MYDFS_CO_TRY(sm_.precheck(cmd, data.size()));
       if (cmd.type == CmdType::WRITE_SLOT) writing_.insert(cmd.loc.slot);
+    }
+    if (cmd.type == CmdType::PATCH || cmd.type == CmdType::SET_VALID_LEN) {
+      // These recompute the checksum over old bytes: check those before the command is logged,
+      // so a damaged slot refuses the command instead of a replay later blessing the damage.
+      uint32_t slot = cmd.loc.slot;
+      Status v = co_await run_on(pool_, [&] { return store_.verify(slot); });
+      if (!v.ok()) co_return v.take_error();
     }
     if (cmd.type != CmdType::WRITE_SLOT) co_return co_await enqueue(std::move(cmd), std::move(data));
 
@@ -235,7 +242,7 @@ class LocalReplicator final : public Replicator {
   std::deque<Item> queue_;
   bool stopping_ = false;
   std::thread thread_;
-  asio::thread_pool pool_{4};      // payload writes
+  asio::thread_pool pool_;         // payload writes and pre-log verification
   std::mutex writing_mu_;          // guards writing_
   std::unordered_set<uint32_t> writing_;  // slots with a WRITE_SLOT in progress
   std::atomic<uint64_t> applied_{0};

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   Config c;
   CLI::App app{"mydfs-storage: a mydfs storage node (slots on local disk, served over RPC)"};
   app.set_config("--config", "", "Read options from this file (key = value lines, same names as the flags)");
+  app.allow_config_extras(false);  // a misspelt key in the file is an error, not ignored
   app.add_option("--listen", c.listen, "RPC address HOST:PORT")->capture_default_str();
   app.add_option("--http", c.http, "HTTP status address HOST:PORT (/status, /metrics)")->capture_default_str();
   app.add_option("--data", c.data, "Data directory (store, write-ahead log, LOCK)")->required();
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
   app.add_option("--capacity", c.capacity, "Store size, e.g. 1GiB (rounded down to 4 MiB slots)")->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--log-file", c.log_file, "Log to this file instead of stderr");
-  app.add_option("--io-threads", c.io_threads, "Threads for disk reads and writes")->capture_default_str();
+  app.add_option("--io-threads", c.io_threads, "Threads for disk reads, and as many for slice writes")->capture_default_str();
   app.add_option("--checkpoint-mb", c.checkpoint_mb, "Checkpoint the store when the log passes this size")->capture_default_str();
   app.add_option("--max-in-flight", c.max_in_flight, "Requests in flight per connection")->capture_default_str();
   app.add_option("--frame-timeout-ms", c.frame_timeout_ms, "Time for the rest of a frame after its header")->capture_default_str();
@@ -92,6 +93,14 @@ int main(int argc, char** argv) {
   auto locked = lock_data_dir(c.data);
   if (!locked.ok()) return fail(locked.error().message);
 
+  {
+    // The log in DATA/wal belongs to the store that is there: never start a second store of the
+    // other backend beside it.
+    std::string other = c.data + (*backend == storage::Backend::VOLUME ? "/store" : "/store.vol");
+    if (std::filesystem::exists(other))
+      return fail(fmt::format("'{}' holds a store of the other backend ({}); use --backend {}", c.data, other,
+                              *backend == storage::Backend::VOLUME ? "files" : "volume"));
+  }
   storage::StoreOptions so;
   so.backend = *backend;
   so.path = c.data + (*backend == storage::Backend::VOLUME ? "/store.vol" : "/store");
@@ -108,6 +117,7 @@ int main(int argc, char** argv) {
   ro.log_dir = c.data + "/wal";
   ro.checkpoint_bytes = c.checkpoint_mb << 20;
   ro.max_batch = c.max_batch;
+  ro.io_threads = c.io_threads;
   auto repl = storage::open_local_replicator(**store, ro, &metrics);
   if (!repl.ok()) return fail(repl.error().message);
 

@@ -29,6 +29,7 @@ struct LocalReplicatorOptions {
   std::string log_dir;
   uint64_t checkpoint_bytes = 64u << 20;  // checkpoint the store and cut the log past this size
   uint32_t max_batch = 256;               // commands per group commit at most
+  uint32_t io_threads = 4;                // threads writing slice payloads
 };
 
 // Single node: a write-ahead log with group-commit fsync, a committer thread that logs and

@@ -83,10 +83,11 @@ class SliceStore {
   Result<Location> allocate();
   void release(Location loc);
 
-  // The slot's current header. NOT_FOUND out of range, CORRUPT if its header failed checks.
+  // The slot's current header. NOT_FOUND out of range, CHECKSUM_MISMATCH if the slot failed
+  // verification (header at open, or payload since).
   Result<SlotMeta> meta(uint32_t slot) const;
   // meta() of loc.slot checked against loc: NOT_FOUND (never used / not this group), STALE (gen
-  // differs), DELETED, REDIRECT (error.target = where it went), CORRUPT.
+  // differs), DELETED, REDIRECT (error.target = where it went), CHECKSUM_MISMATCH.
   Result<SlotMeta> resolve(Location loc) const;
 
   Status write_payload(uint32_t slot, uint32_t offset, std::span<const std::byte> data);

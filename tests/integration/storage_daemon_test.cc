@@ -1,5 +1,6 @@
 // mydfs-storage as a real process on 127.0.0.1: crash safety under kill -9, graceful stop,
 // bad configuration, a full store, and the HTTP status port.
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -267,6 +268,49 @@ TEST_F(StorageDaemon, badConfig_oneLineErrorAndExit) {
     EXPECT_EQ(rc, 2) << k.expect;
     EXPECT_NE(d.log().find(k.expect), std::string::npos) << "expected '" << k.expect << "' in: " << d.log();
   }
+}
+
+TEST_F(StorageDaemon, configFile_used_andUnknownKeyRefused) {
+  std::string conf = dir_ / "storage.conf";
+  {
+    std::ofstream f(conf);
+    f << "# a storage node\n"
+      << "data = " << (dir_ / "cfgdata") << "\n"
+      << "listen = 127.0.0.1:" << port_ << "\n"
+      << "http = 127.0.0.1:" << http_port_ << "\n"
+      << "node-id = 9\ngroup-id = 4\ncapacity = 32MiB\n";
+  }
+  {
+    Daemon d(mydfs::testing::binary("MYDFS_STORAGE_BIN"), {"--config", conf}, dir_ / "cfg.log");
+    d.start();
+    ASSERT_TRUE(mydfs::testing::wait_for_port(port_, 20s)) << d.log();
+    SyncClient c("127.0.0.1", port_);
+    auto info = c.call(InfoReq{});
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->node_id, 9u);
+    EXPECT_EQ(info->group_id, 4u);
+    EXPECT_EQ(info->capacity_slots, 8u);
+    EXPECT_EQ(d.terminate(), 0);
+  }
+  {
+    std::ofstream f(conf, std::ios::app);
+    f << "capacty = 64MiB\n";  // a typo must not be ignored
+  }
+  Daemon d(mydfs::testing::binary("MYDFS_STORAGE_BIN"), {"--config", conf}, dir_ / "cfg2.log");
+  d.start();
+  EXPECT_NE(d.wait_exit(10s), 0);
+  EXPECT_NE(d.log().find("capacty"), std::string::npos) << d.log();
+}
+
+TEST_F(StorageDaemon, otherBackendInSameDataDir_refused) {
+  auto d = start();
+  EXPECT_EQ(d->terminate(), 0);
+  Daemon other(mydfs::testing::binary("MYDFS_STORAGE_BIN"),
+               {"--data", dir_ / "data", "--backend", "files", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"},
+               dir_ / "other.log");
+  other.start();
+  EXPECT_EQ(other.wait_exit(10s), 2);
+  EXPECT_NE(other.log().find("other backend"), std::string::npos) << other.log();
 }
 
 TEST_F(StorageDaemon, secondDaemonOnSameData_refused) {
