@@ -27,6 +27,13 @@ enum class Method : uint16_t {
   STAT = 0x0111,
   WALK = 0x0112,
   INFO = 0x0113,
+  // tracker (proto/tracker_messages.h)
+  NS_READ = 0x0201,
+  NS_WRITE = 0x0202,
+  ALLOCATE = 0x0203,
+  HEARTBEAT = 0x0210,
+  ADD_GROUP = 0x0211,
+  CLUSTER_STATUS = 0x0212,
 };
 
 // Slot states, numbered as in the original design.

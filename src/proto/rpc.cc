@@ -29,6 +29,12 @@ std::string_view method_name(uint16_t m) {
     case Method::STAT: return "stat";
     case Method::WALK: return "walk";
     case Method::INFO: return "info";
+    case Method::NS_READ: return "ns_read";
+    case Method::NS_WRITE: return "ns_write";
+    case Method::ALLOCATE: return "allocate";
+    case Method::HEARTBEAT: return "heartbeat";
+    case Method::ADD_GROUP: return "add_group";
+    case Method::CLUSTER_STATUS: return "cluster_status";
   }
   return "unknown";
 }

@@ -1,0 +1,87 @@
+// File-system types shared by the tracker's namespace, its edit log and the wire: attributes,
+// directory entries and namespace operations, with their little-endian encodings.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "proto/codec.h"
+#include "proto/location.h"
+
+namespace mydfs {
+
+constexpr uint64_t kRootIno = 1;
+constexpr size_t kMaxName = 255;
+constexpr size_t kMaxSymlink = 4095;
+constexpr size_t kMaxXattrName = 255;
+constexpr size_t kMaxXattrValue = 65536;
+constexpr size_t kMaxXattrs = 1024;  // per inode
+constexpr const char* kRunXattr = "user.mydfs.run";  // per-directory run length for placement
+
+enum class FileType : uint8_t { REG = 1, DIR = 2, LNK = 3, FIFO = 4, SOCK = 5, CHR = 6, BLK = 7 };
+
+struct Timespec {
+  int64_t sec = 0;
+  uint32_t nsec = 0;
+  friend bool operator==(const Timespec&, const Timespec&) = default;
+};
+
+struct Attr {
+  uint64_t ino = 0;
+  FileType type = FileType::REG;
+  uint32_t mode = 0;  // permission bits incl. suid/sgid/sticky (07777)
+  uint32_t uid = 0, gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  Timespec atime, mtime, ctime;
+  uint32_t rdev = 0;
+  Location head;          // first slice of a regular file (null: empty)
+  uint64_t version = 0;   // bumped by every commit-file: the CAS token
+  uint8_t run = 0;        // slices per run for this file's placement (0 = cluster default)
+
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+  friend bool operator==(const Attr&, const Attr&) = default;
+};
+
+struct DirEntry {
+  std::string name;
+  uint64_t ino = 0;
+  FileType type = FileType::REG;
+  uint64_t cookie = 0;  // pass back to readdir to continue after this entry
+};
+
+// setattr fields to change.
+enum SetattrMask : uint32_t {
+  SET_MODE = 1, SET_UID = 2, SET_GID = 4, SET_SIZE = 8, SET_ATIME = 16, SET_MTIME = 32,
+  SET_ATIME_NOW = 64, SET_MTIME_NOW = 128,
+};
+enum RenameFlags : uint32_t { RENAME_NOREPLACE_ = 1, RENAME_EXCHANGE_ = 2 };
+enum XattrFlags : uint32_t { XATTR_CREATE_ = 1, XATTR_REPLACE_ = 2 };
+
+enum class OpType : uint8_t {
+  MKDIR = 1, CREATE, MKNOD, SYMLINK, LINK, UNLINK, RMDIR, RENAME, SETATTR, SETXATTR, REMOVEXATTR,
+  COMMIT_FILE,
+};
+
+// One namespace mutation, as logged. Which fields matter depends on type.
+struct NsOp {
+  OpType type = OpType::MKDIR;
+  uint64_t parent = 0;      // directory (or the inode for SETATTR/xATTR/COMMIT_FILE/LINK source)
+  std::string name;         // entry name (or xattr name)
+  uint64_t parent2 = 0;     // RENAME: new directory; LINK: new directory
+  std::string name2;        // RENAME: new name; LINK: new name; SYMLINK: target; SETXATTR: value
+  FileType ftype = FileType::REG;  // MKNOD
+  uint32_t mode = 0, uid = 0, gid = 0, rdev = 0;
+  uint32_t flags = 0;       // CREATE: 1 = exclusive; RENAME: RenameFlags; SETXATTR: XattrFlags; SETATTR: mask
+  uint64_t size = 0;        // SETATTR size, COMMIT_FILE size
+  Timespec atime, mtime;    // SETATTR explicit times, COMMIT_FILE mtime
+  Location head;            // COMMIT_FILE
+  uint64_t expect_version = 0;  // COMMIT_FILE
+  Timespec now;             // chosen before logging
+  uint64_t new_ino = 0;     // creations: chosen before logging
+
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+
+}  // namespace mydfs

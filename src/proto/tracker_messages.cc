@@ -1,0 +1,93 @@
+#include "proto/tracker_messages.h"
+
+#include <cstring>
+
+namespace mydfs::proto {
+
+void NsReply::encode(Writer& w) const {
+  w.u32(static_cast<uint32_t>(err));
+  attr.encode(w);
+  w.boolean(created);
+  w.u32(static_cast<uint32_t>(released.size()));
+  for (const auto& l : released) w.loc(l);
+  w.u32(static_cast<uint32_t>(entries.size()));
+  for (const auto& e : entries) {
+    w.str(e.name);
+    w.u64(e.ino);
+    w.u8(static_cast<uint8_t>(e.type));
+    w.u64(e.cookie);
+  }
+  w.boolean(eof);
+  w.str(data);
+  w.u32(static_cast<uint32_t>(names.size()));
+  for (const auto& n : names) w.str(n);
+  w.u64(total_slots); w.u64(free_slots); w.u64(inodes); w.u64(files);
+}
+
+void NsReply::decode(Reader& r) {
+  err = static_cast<int32_t>(r.u32());
+  attr.decode(r);
+  created = r.boolean();
+  uint32_t nr = r.count(12, 1u << 20);
+  released.resize(nr);
+  for (auto& l : released) l = r.loc();
+  uint32_t ne = r.count(21, kMaxReaddir + 2);
+  entries.resize(ne);
+  for (auto& e : entries) {
+    e.name = r.str(kMaxName);
+    e.ino = r.u64();
+    uint8_t t = r.u8();
+    if (t < 1 || t > 7) r.fail();
+    e.type = static_cast<FileType>(t);
+    e.cookie = r.u64();
+  }
+  eof = r.boolean();
+  data = r.str(kMaxXattrValue);
+  uint32_t nn = r.count(4, 1024);
+  names.resize(nn);
+  for (auto& n : names) n = r.str(kMaxXattrName);
+  total_slots = r.u64(); free_slots = r.u64(); inodes = r.u64(); files = r.u64();
+}
+
+void AllocateResp::encode(Writer& w) const {
+  w.u32(static_cast<uint32_t>(err));
+  w.u32(static_cast<uint32_t>(runs.size()));
+  for (const auto& run : runs) { w.u32(run.group); w.u32(run.count); w.str(run.leader); }
+}
+
+void AllocateResp::decode(Reader& r) {
+  err = static_cast<int32_t>(r.u32());
+  uint32_t n = r.count(12, 1u << 20);
+  runs.resize(n);
+  for (auto& run : runs) { run.group = r.u32(); run.count = r.u32(); run.leader = r.str(256); }
+}
+
+void HeartbeatReq::encode(Writer& w) const {
+  w.u32(node_id); w.u32(group_id); w.str(address); w.str(http); w.str(role); w.u64(term);
+  w.u32(free_slots); w.u32(high_water); w.u32(capacity_slots); w.u32(in_flight);
+  uint64_t q;
+  std::memcpy(&q, &qps, 8);
+  w.u64(q);
+}
+
+void HeartbeatReq::decode(Reader& r) {
+  node_id = r.u32(); group_id = r.u32(); address = r.str(256); http = r.str(256); role = r.str(32);
+  term = r.u64(); free_slots = r.u32(); high_water = r.u32(); capacity_slots = r.u32(); in_flight = r.u32();
+  uint64_t q = r.u64();
+  std::memcpy(&qps, &q, 8);
+}
+
+void AddGroupReq::encode(Writer& w) const {
+  w.u32(id);
+  w.u32(static_cast<uint32_t>(addresses.size()));
+  for (const auto& a : addresses) w.str(a);
+}
+
+void AddGroupReq::decode(Reader& r) {
+  id = r.u32();
+  uint32_t n = r.count(4, 64);
+  addresses.resize(n);
+  for (auto& a : addresses) a = r.str(256);
+}
+
+}  // namespace mydfs::proto

@@ -1,0 +1,122 @@
+// Messages of the tracker service (method ids in proto/messages.h). File-system results carry
+// an errno in NsReply.err (0 = success): the transport status stays OK for them, and the FUSE
+// layer returns -err as it is.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/fs_types.h"
+#include "proto/messages.h"
+
+namespace mydfs::proto {
+
+enum class NsReadOp : uint8_t { LOOKUP = 1, GETATTR, READLINK, READDIR, GETXATTR, LISTXATTR, STATFS };
+
+constexpr uint32_t kMaxReaddir = 4096;
+
+struct NsReply {
+  int32_t err = 0;
+  Attr attr;
+  bool created = false;
+  std::vector<Location> released;  // chains no file refers to any more
+  std::vector<DirEntry> entries;
+  bool eof = false;
+  std::string data;                // READLINK target, GETXATTR value
+  std::vector<std::string> names;  // LISTXATTR
+  uint64_t total_slots = 0, free_slots = 0, inodes = 0, files = 0;  // STATFS
+
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+
+struct NsReadReq {
+  static constexpr Method kMethod = Method::NS_READ;
+  using Response = NsReply;
+  NsReadOp op = NsReadOp::GETATTR;
+  uint64_t ino = 0;
+  std::string name;
+  uint64_t cookie = 0;
+  uint32_t max = 256;
+  void encode(Writer& w) const { w.u8(static_cast<uint8_t>(op)); w.u64(ino); w.str(name); w.u64(cookie); w.u32(max); }
+  void decode(Reader& r) {
+    uint8_t o = r.u8();
+    if (o < 1 || o > 7) r.fail();
+    op = static_cast<NsReadOp>(o);
+    ino = r.u64(); name = r.str(4096); cookie = r.u64(); max = r.u32();
+  }
+};
+
+// A namespace mutation; the tracker fills in the op's time and new inode id.
+struct NsWriteReq {
+  static constexpr Method kMethod = Method::NS_WRITE;
+  using Response = NsReply;
+  NsOp op;
+  void encode(Writer& w) const { op.encode(w); }
+  void decode(Reader& r) { op.decode(r); }
+};
+
+struct RunInfo {
+  uint32_t group = 0;
+  uint32_t count = 0;
+  std::string leader;
+};
+struct AllocateResp {
+  int32_t err = 0;  // ENOSPC when no group can take a run
+  std::vector<RunInfo> runs;
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+// Where to put n_slices new slices of file ino: runs of consecutive slices per group.
+struct AllocateReq {
+  static constexpr Method kMethod = Method::ALLOCATE;
+  using Response = AllocateResp;
+  uint64_t ino = 0;
+  uint32_t n_slices = 0;
+  void encode(Writer& w) const { w.u64(ino); w.u32(n_slices); }
+  void decode(Reader& r) { ino = r.u64(); n_slices = r.u32(); }
+};
+
+struct HeartbeatResp {
+  uint32_t interval_ms = 1000;  // when to send the next one
+  void encode(Writer& w) const { w.u32(interval_ms); }
+  void decode(Reader& r) { interval_ms = r.u32(); }
+};
+struct HeartbeatReq {
+  static constexpr Method kMethod = Method::HEARTBEAT;
+  using Response = HeartbeatResp;
+  uint32_t node_id = 0, group_id = 0;
+  std::string address, http, role;
+  uint64_t term = 0;
+  uint32_t free_slots = 0, high_water = 0, capacity_slots = 0, in_flight = 0;
+  double qps = 0;
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+
+struct AddGroupResp {
+  void encode(Writer&) const {}
+  void decode(Reader&) {}
+};
+struct AddGroupReq {
+  static constexpr Method kMethod = Method::ADD_GROUP;
+  using Response = AddGroupResp;
+  uint32_t id = 0;
+  std::vector<std::string> addresses;
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+};
+
+struct ClusterStatusResp {
+  std::string json;  // groups, members, roles, liveness, space, inode counts, events
+  void encode(Writer& w) const { w.str(json); }
+  void decode(Reader& r) { json = r.str(64u << 20); }
+};
+struct ClusterStatusReq {
+  static constexpr Method kMethod = Method::CLUSTER_STATUS;
+  using Response = ClusterStatusResp;
+  void encode(Writer&) const {}
+  void decode(Reader&) {}
+};
+
+}  // namespace mydfs::proto

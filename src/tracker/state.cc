@@ -1,0 +1,313 @@
+#include "tracker/state.h"
+
+#include <fcntl.h>
+#include <time.h>
+
+#include <filesystem>
+#include <future>
+
+#include <spdlog/spdlog.h>
+
+#include "common/buffer.h"
+#include "common/checksum.h"
+#include "storage/file_io.h"
+
+namespace mydfs::tracker {
+
+namespace fs = std::filesystem;
+using storage::File;
+
+namespace {
+
+constexpr char kImageMagic[8] = {'M', 'D', 'F', 'S', 'I', 'M', 'G', '1'};
+enum RecordKind : uint8_t { kNsOp = 1, kAddGroup = 2 };
+
+std::string image_name(uint64_t index) { return fmt::format("fsimage-{:016x}", index); }
+
+// Images in the directory, newest first.
+std::vector<std::pair<uint64_t, std::string>> list_images(const std::string& dir) {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    auto n = e.path().filename().string();
+    if (n.size() != 24 || n.rfind("fsimage-", 0) != 0) continue;
+    auto hex = n.substr(8);
+    if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
+    out.emplace_back(std::stoull(hex, nullptr, 16), e.path().string());
+  }
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
+}  // namespace
+
+TrackerState::TrackerState(StateOptions opt, Metrics* m) : opt_(std::move(opt)), groups_(opt_.groups) {
+  ops_logged_ = m->counter("mydfs_tracker_edits_total", "", "Mutations written to the edit log");
+  syncs_ = m->counter("mydfs_tracker_edit_syncs_total", "", "Edit log group commits (fsyncs)");
+  images_ = m->counter("mydfs_tracker_checkpoints_total", "", "fsimages written");
+}
+
+TrackerState::~TrackerState() { stop(); }
+
+Timespec TrackerState::wall_now() {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return Timespec{t.tv_sec, static_cast<uint32_t>(t.tv_nsec)};
+}
+
+Result<std::unique_ptr<TrackerState>> TrackerState::open(StateOptions opt, Metrics* metrics) {
+  std::unique_ptr<TrackerState> s(new TrackerState(std::move(opt), metrics));
+  MYDFS_TRY(s->load());
+  s->thread_ = std::thread([p = s.get()] { p->committer(); });
+  return s;
+}
+
+Status TrackerState::load() {
+  std::error_code ec;
+  fs::create_directories(opt_.dir, ec);
+  if (ec) return make_error(Code::BAD_REQUEST, fmt::format("cannot create '{}': {}", opt_.dir, ec.message()));
+  // The newest image that passes its checksum; an image cut short by a crash is skipped with a
+  // warning and the older one (kept for this) is used.
+  uint64_t index = 0;
+  for (const auto& [idx, path] : list_images(opt_.dir)) {
+    auto f = File::open(path, O_RDONLY);
+    if (!f.ok()) return f.take_error();
+    MYDFS_ASSIGN(uint64_t size, (*f)->size());
+    std::string data(size, '\0');
+    MYDFS_TRY((*f)->pread_all(0, std::as_writable_bytes(std::span(data.data(), data.size()))));
+    bool ok = size >= 24 && std::memcmp(data.data(), kImageMagic, 8) == 0;
+    if (ok) {
+      Reader tail(data.data() + size - 8, 8);
+      ok = tail.u64() == xxh64(data.data(), size - 8);
+    }
+    Namespace ns;
+    GroupRegistry groups(opt_.groups);
+    if (ok) {
+      Reader r(data.data() + 8, size - 16);
+      ok = r.u64() == idx && ns.decode(r) && groups.decode(r) && r.done();
+    }
+    if (!ok) {
+      spdlog::warn("tracker: image '{}' is damaged or incomplete; trying an older one", path);
+      continue;
+    }
+    ns_ = std::move(ns);
+    groups_ = std::move(groups);
+    index = idx;
+    spdlog::info("tracker: loaded image '{}' ({} inodes)", path, ns_.inode_count());
+    break;
+  }
+  uint64_t replayed = 0;
+  MYDFS_ASSIGN(log_, storage::Wal::open(opt_.dir + "/edits", index, [&](uint64_t i, std::string_view b) {
+    ++replayed;
+    return replay(i, b);
+  }));
+  applied_ = log_->last_index();
+  image_index_ = index;
+  log_bytes_ = log_->bytes();
+  image_time_ = std::chrono::steady_clock::now();
+  spdlog::info("tracker: replayed {} edit(s) after image {}; {} inodes", replayed, index, ns_.inode_count());
+  return ok_status();
+}
+
+Status TrackerState::replay(uint64_t index, std::string_view body) {
+  Reader r(body);
+  r.u64();
+  uint8_t kind = r.u8();
+  if (kind == kNsOp) {
+    NsOp op;
+    op.decode(r);
+    if (!r.done()) return make_error(Code::CORRUPT, fmt::format("edit {} does not decode", index));
+    // Logged ops succeeded when they were first applied; on the same state they do again.
+    if (int e = ns_.apply(op, nullptr))
+      return make_error(Code::CORRUPT, fmt::format("edit {} fails on replay with errno {}", index, e));
+    return ok_status();
+  }
+  if (kind == kAddGroup) {
+    uint32_t id = r.u32();
+    uint32_t n = r.count(4, 64);
+    std::vector<std::string> addrs;
+    for (uint32_t i = 0; i < n; ++i) addrs.push_back(r.str(256));
+    if (!r.done()) return make_error(Code::CORRUPT, fmt::format("edit {} does not decode", index));
+    return groups_.add_group(id, std::move(addrs));
+  }
+  return make_error(Code::CORRUPT, fmt::format("edit {} has unknown kind {}", index, kind));
+}
+
+void TrackerState::submit(NsOp op, Done done) {
+  {
+    std::lock_guard g(queue_mu_);
+    if (!stopping_) {
+      Item it;
+      it.op = std::move(op);
+      it.done = std::move(done);
+      queue_.push_back(std::move(it));
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  done(ESHUTDOWN, {});
+}
+
+void TrackerState::add_group(uint32_t id, std::vector<std::string> addresses, std::function<void(Status)> done) {
+  {
+    std::lock_guard g(queue_mu_);
+    if (!stopping_) {
+      Item it;
+      it.kind = Item::ADD_GROUP;
+      it.group = id;
+      it.addresses = std::move(addresses);
+      it.status_done = std::move(done);
+      queue_.push_back(std::move(it));
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  done(make_error(Code::UNAVAILABLE, "tracker is stopping"));
+}
+
+Status TrackerState::checkpoint() {
+  std::promise<Status> p;
+  auto f = p.get_future();
+  {
+    std::lock_guard g(queue_mu_);
+    if (stopping_) return make_error(Code::UNAVAILABLE, "tracker is stopping");
+    Item it;
+    it.kind = Item::CHECKPOINT;
+    it.status_done = [&p](Status s) { p.set_value(std::move(s)); };
+    queue_.push_back(std::move(it));
+    queue_cv_.notify_one();
+  }
+  return f.get();
+}
+
+void TrackerState::stop() {
+  {
+    std::lock_guard g(queue_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (log_ && applied_.load() != image_index_.load()) {
+    Status st = write_image();
+    if (!st.ok()) spdlog::error("tracker: final image failed: {}", st.error().to_string());
+  }
+}
+
+Status TrackerState::write_image() {
+  uint64_t idx = applied_.load();
+  Writer w;
+  w.raw(kImageMagic, 8);
+  w.u64(idx);
+  {
+    std::shared_lock lock(mu_);
+    ns_.encode(w);
+    groups_.encode(w);
+  }
+  w.u64(xxh64(w.data().data(), w.size()));
+  std::string final_path = opt_.dir + "/" + image_name(idx);
+  std::string tmp = final_path + ".tmp";
+  {
+    MYDFS_ASSIGN(auto f, File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC));
+    MYDFS_TRY(f->pwrite_all(0, as_bytes(w.data())));
+    MYDFS_TRY(f->sync());
+  }
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+    return make_error(Code::IO_ERROR, fmt::format("cannot rename '{}': {}", tmp, std::strerror(errno)));
+  MYDFS_TRY(storage::sync_dir(opt_.dir));
+  // The image is durable under its final name: the log up to it is no longer needed. The
+  // previous image is kept as well (an image is complete before it is renamed, so it is only
+  // needed if the newest is damaged on disk later; recovery then stops with "log entries ...
+  // are missing" instead of silently using it).
+  auto images = list_images(opt_.dir);
+  for (size_t i = 2; i < images.size(); ++i) fs::remove(images[i].second);
+  MYDFS_TRY(log_->truncate_through(idx));
+  image_index_ = idx;
+  image_time_ = std::chrono::steady_clock::now();
+  log_bytes_ = log_->bytes();
+  images_->inc();
+  spdlog::info("tracker: wrote image {} ({} bytes)", final_path, w.size());
+  return ok_status();
+}
+
+void TrackerState::committer() {
+  for (;;) {
+    std::vector<Item> batch;
+    {
+      std::unique_lock lk(queue_mu_);
+      queue_cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      while (!queue_.empty() && batch.size() < opt_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        if (batch.back().kind == Item::CHECKPOINT) break;  // a checkpoint ends its batch
+      }
+    }
+    std::vector<std::pair<int, OpResult>> results(batch.size());
+    std::vector<Status> statuses(batch.size(), ok_status());
+    bool checkpoint_requested = false;
+    {
+      // Exclusive from the first apply until the log is durable: no reader sees an undurable
+      // change.
+      std::unique_lock lock(mu_);
+      std::vector<std::string> bodies;
+      uint64_t first = log_->last_index() + 1;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Item& it = batch[i];
+        Writer w;
+        w.u64(first + bodies.size());
+        if (it.kind == Item::CHECKPOINT) {
+          checkpoint_requested = true;
+          continue;
+        }
+        if (it.kind == Item::ADD_GROUP) {
+          statuses[i] = groups_.add_group(it.group, it.addresses);
+          if (!statuses[i].ok()) continue;
+          w.u8(kAddGroup);
+          w.u32(it.group);
+          w.u32(static_cast<uint32_t>(it.addresses.size()));
+          for (auto& a : it.addresses) w.str(a);
+        } else {
+          it.op.now = wall_now();
+          it.op.new_ino = ns_.next_ino();
+          results[i].first = ns_.apply(it.op, &results[i].second);
+          if (results[i].first != 0) continue;
+          if (it.op.type == OpType::CREATE && !results[i].second.created) continue;  // opened, no change
+          w.u8(kNsOp);
+          it.op.encode(w);
+        }
+        bodies.push_back(w.take());
+      }
+      if (!bodies.empty()) {
+        Status st = log_->append(bodies, first);
+        if (st.ok()) st = log_->sync();
+        if (!st.ok()) {
+          // Memory is now ahead of the disk and cannot be rolled back: stop, and let recovery
+          // rebuild from what is durable. Nobody was told of these changes.
+          spdlog::critical("tracker: edit log write failed: {}; exiting", st.error().to_string());
+          std::_Exit(3);
+        }
+        syncs_->inc();
+        ops_logged_->inc(bodies.size());
+        applied_ = log_->last_index();
+        log_bytes_ = log_->bytes();
+      }
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Item& it = batch[i];
+      if (it.kind == Item::NS) it.done(results[i].first, std::move(results[i].second));
+      else if (it.kind == Item::ADD_GROUP) it.status_done(std::move(statuses[i]));
+    }
+    bool due = applied_.load() - image_index_.load() >= opt_.checkpoint_ops ||
+               (applied_.load() != image_index_.load() &&
+                std::chrono::steady_clock::now() - image_time_ >= opt_.checkpoint_age);
+    if (checkpoint_requested || due) {
+      Status st = write_image();
+      if (!st.ok()) spdlog::error("tracker: checkpoint failed: {}", st.error().to_string());
+      for (auto& it : batch)
+        if (it.kind == Item::CHECKPOINT) it.status_done(st);
+    }
+  }
+}
+
+}  // namespace mydfs::tracker

@@ -1,0 +1,107 @@
+// TrackerState: the tracker's namespace and group registry, made durable HDFS style.
+//
+// Every mutation is applied and appended to the edit log by one committer thread while it holds
+// the state lock exclusively, and the lock is released only after the log is fsynced (group
+// commit: all queued mutations share one fsync). Readers take the lock shared, so no reader ever
+// sees a change that is not yet durable, and no caller is answered before its change is.
+// A checkpoint writes an fsimage (temp file, fsync, rename) and cuts the log; recovery loads the
+// newest valid image and replays the log after it (storage/wal.h: a torn last record is cut, a
+// damaged record in the middle stops the start with the file and offset).
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+
+#include "common/metrics.h"
+#include "common/result.h"
+#include "storage/wal.h"
+#include "tracker/groups.h"
+#include "tracker/namespace.h"
+
+namespace mydfs::tracker {
+
+struct StateOptions {
+  std::string dir;                               // holds fsimage-* and edits/
+  uint64_t checkpoint_ops = 1000000;             // image after this many logged mutations
+  std::chrono::seconds checkpoint_age{3600};     // ... or this long after the last image
+  uint32_t max_batch = 1024;                     // mutations per group commit at most
+  GroupsConfig groups;
+};
+
+class TrackerState {
+ public:
+  static Result<std::unique_ptr<TrackerState>> open(StateOptions opt, Metrics* metrics);
+  ~TrackerState();
+
+  // Mutations. The tracker picks the op's time and new inode id. done(errno, result) runs on
+  // the committer thread once the change is durable (or at once, if it failed and changed nothing).
+  using Done = std::function<void(int err, OpResult result)>;
+  void submit(NsOp op, Done done);
+  void add_group(uint32_t id, std::vector<std::string> addresses, std::function<void(Status)> done);
+
+  // Reads of durable state: f(const Namespace&, const GroupRegistry&).
+  template <typename F>
+  auto read(F&& f) const {
+    std::shared_lock lock(mu_);
+    return f(static_cast<const Namespace&>(ns_), static_cast<const GroupRegistry&>(groups_));
+  }
+  // Liveness and placement bookkeeping (heartbeats, the checker, allocate): not logged.
+  template <typename F>
+  auto with_groups(F&& f) {
+    std::unique_lock lock(mu_);
+    return f(groups_);
+  }
+
+  // Writes an image now (queued behind the mutations already submitted); waits for it.
+  Status checkpoint();
+  // Stops taking mutations, drains the queue, and writes a final image.
+  void stop();
+
+  uint64_t applied_index() const { return applied_.load(); }
+  uint64_t image_index() const { return image_index_.load(); }
+  uint64_t log_bytes() const { return log_bytes_.load(); }
+
+ private:
+  explicit TrackerState(StateOptions opt, Metrics* metrics);
+  struct Item {
+    enum Kind { NS, ADD_GROUP, CHECKPOINT } kind = NS;
+    NsOp op;
+    Done done;
+    uint32_t group = 0;
+    std::vector<std::string> addresses;
+    std::function<void(Status)> status_done;
+  };
+  Status load();
+  Status replay(uint64_t index, std::string_view body);
+  Status write_image();
+  void committer();
+  static Timespec wall_now();
+
+  StateOptions opt_;
+  mutable std::shared_mutex mu_;   // guards ns_ and groups_: exclusive for the committer's batch
+  Namespace ns_;
+  GroupRegistry groups_;
+  std::unique_ptr<storage::Wal> log_;  // committer thread only (and load())
+
+  std::mutex queue_mu_;            // guards queue_, stopping_
+  std::condition_variable queue_cv_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+
+  std::atomic<uint64_t> applied_{0};      // last log index applied
+  std::atomic<uint64_t> image_index_{0};  // log index the newest image holds
+  std::atomic<uint64_t> log_bytes_{0};
+  std::chrono::steady_clock::time_point image_time_;  // committer thread only
+  Counter* ops_logged_;
+  Counter* syncs_;
+  Counter* images_;
+};
+
+}  // namespace mydfs::tracker
