@@ -205,14 +205,20 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
   awaitable<Result<RawReply>> call_raw(Method m, std::string payload, Bulk bulk,
                                        std::chrono::milliseconds timeout);
 
+  // Not a coroutine itself: the request is encoded here, at the call, so nothing of the caller's
+  // has to outlive it. (This also keeps request temporaries out of co_await expressions, where
+  // GCC 12 may destroy them twice.)
   template <typename Req>
-  // req is taken by value: the coroutine may start after the caller's object is gone.
-  awaitable<Result<typename Req::Response>> call(Req req, Bulk bulk = {},
-                                                 AlignedBuffer* bulk_out = nullptr,
+  awaitable<Result<typename Req::Response>> call(const Req& req, Bulk bulk = {}, AlignedBuffer* bulk_out = nullptr,
                                                  std::chrono::milliseconds timeout = {}) {
-    using Resp = typename Req::Response;
-    auto raw = co_await call_raw(Req::kMethod, encode_message(req), std::move(bulk),
-                                 timeout.count() ? timeout : opt_.call_timeout);
+    return call_encoded<typename Req::Response>(Req::kMethod, encode_message(req), std::move(bulk), bulk_out,
+                                                timeout.count() ? timeout : opt_.call_timeout);
+  }
+
+  template <typename Resp>
+  awaitable<Result<Resp>> call_encoded(Method m, std::string payload, Bulk bulk, AlignedBuffer* bulk_out,
+                                       std::chrono::milliseconds timeout) {
+    auto raw = co_await call_raw(m, std::move(payload), std::move(bulk), timeout);
     if (!raw.ok()) co_return raw.take_error();
     Reader r(raw->payload);
     Error err;
@@ -251,7 +257,7 @@ class SyncClient {
   SyncClient(std::string host, uint16_t port, ClientOptions opt = {});
   ~SyncClient();
   template <typename Req>
-  Result<typename Req::Response> call(Req req, Bulk bulk = {}, AlignedBuffer* bulk_out = nullptr,
+  Result<typename Req::Response> call(const Req& req, Bulk bulk = {}, AlignedBuffer* bulk_out = nullptr,
                                       std::chrono::milliseconds timeout = {}) {
     auto fut = asio::co_spawn(io_, client_->call(req, std::move(bulk), bulk_out, timeout), asio::use_future);
     return fut.get();

@@ -11,6 +11,7 @@
 #include "common/http_status.h"
 #include "common/logging.h"
 #include "proto/rpc.h"
+#include "proto/tracker_messages.h"
 #include "storage/replicator.h"
 #include "storage/service.h"
 #include "storage/slice_store.h"
@@ -38,6 +39,8 @@ struct Config {
   uint32_t idle_timeout_ms = 600000;
   std::string max_frame = "1MiB";
   uint32_t max_batch = 256;
+  std::string tracker;    // heartbeats go here ("" = none)
+  std::string advertise;  // address the tracker knows this node by (default: --listen)
 };
 
 int fail(const std::string& msg) {
@@ -69,6 +72,8 @@ int main(int argc, char** argv) {
   app.add_option("--idle-timeout-ms", c.idle_timeout_ms, "Close connections idle this long")->capture_default_str();
   app.add_option("--max-frame", c.max_frame, "Largest message accepted (bulk is one slot at most)")->capture_default_str();
   app.add_option("--max-batch", c.max_batch, "Commands per group commit at most")->capture_default_str();
+  app.add_option("--tracker", c.tracker, "Tracker HOST:PORT to send heartbeats to (none if empty)");
+  app.add_option("--advertise", c.advertise, "RPC address the tracker knows this node by (default: --listen)");
   CLI11_PARSE(app, argc, argv);
 
   auto logs = setup_logging("storage", c.log_level, c.log_file);
@@ -90,6 +95,15 @@ int main(int argc, char** argv) {
   if (*max_frame < 4096 || *max_frame > (64u << 20)) return fail("--max-frame must be between 4KiB and 64MiB");
   if (c.max_batch < 1 || c.max_in_flight < 1 || c.frame_timeout_ms < 1 || c.idle_timeout_ms < 1)
     return fail("--max-batch, --max-in-flight and the timeouts must be positive");
+  std::optional<HostPort> tracker_addr;
+  if (!c.tracker.empty()) {
+    auto t = parse_host_port(c.tracker);
+    if (!t.ok()) return fail(t.error().message);
+    tracker_addr = *t;
+  }
+  if (!c.advertise.empty()) {
+    if (auto a = parse_host_port(c.advertise); !a.ok()) return fail(a.error().message);
+  }
   auto locked = lock_data_dir(c.data);
   if (!locked.ok()) return fail(locked.error().message);
 
@@ -167,6 +181,53 @@ int main(int argc, char** argv) {
 
   server.start();
   http.start();
+  std::string advertise = c.advertise.empty() ? fmt::format("{}:{}", listen->host, server.port()) : c.advertise;
+  asio::steady_timer heartbeat_timer(io);
+  if (tracker_addr) {
+    // Heartbeats: every interval the tracker asks for, report role, space and load.
+    proto::ClientOptions co;
+    co.connect_timeout = std::chrono::milliseconds(1000);
+    co.call_timeout = std::chrono::milliseconds(2000);
+    auto tc = std::make_shared<proto::RpcClient>(io.get_executor(), tracker_addr->host, tracker_addr->port, co);
+    asio::co_spawn(io, [&, tc]() -> asio::awaitable<void> {
+      uint32_t interval_ms = 1000;
+      bool failing = false;
+      double last_requests = metrics.value("mydfs_rpc_requests_total");
+      auto last_time = std::chrono::steady_clock::now();
+      for (;;) {
+        auto now = std::chrono::steady_clock::now();
+        double requests = metrics.value("mydfs_rpc_requests_total");
+        double secs = std::chrono::duration<double>(now - last_time).count();
+        proto::HeartbeatReq hb;
+        hb.node_id = c.node_id;
+        hb.group_id = c.group_id;
+        hb.address = advertise;
+        hb.http = fmt::format("{}:{}", http_addr->host, http.port());
+        hb.role = "leader";  // single-node group
+        hb.term = 0;
+        hb.free_slots = st.free_slots();
+        hb.high_water = st.high_water();
+        hb.capacity_slots = st.capacity();
+        hb.in_flight = static_cast<uint32_t>(metrics.value("mydfs_rpc_in_flight"));
+        hb.qps = secs > 0 ? (requests - last_requests) / secs : 0;
+        last_requests = requests;
+        last_time = now;
+        auto r = co_await tc->call(hb);
+        if (r.ok()) {
+          if (failing) spdlog::info("heartbeats to tracker {} go through again", c.tracker);
+          failing = false;
+          interval_ms = std::clamp<uint32_t>(r->interval_ms, 10, 60000);
+        } else if (!failing) {
+          spdlog::warn("heartbeat to tracker {} failed: {}", c.tracker, r.error().to_string());
+          failing = true;
+        }
+        heartbeat_timer.expires_after(std::chrono::milliseconds(interval_ms));
+        boost::system::error_code ec;
+        co_await heartbeat_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+      }
+    }, asio::detached);
+  }
   spdlog::info("storage node {} (group {}) listening on {}:{}, http {}:{}, data {}", c.node_id, c.group_id,
                listen->host, server.port(), http_addr->host, http.port(), c.data);
 
@@ -176,6 +237,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: stopping", sig);
     server.stop();
     http.stop();
+    heartbeat_timer.cancel();
     io.stop();
   });
   std::signal(SIGPIPE, SIG_IGN);

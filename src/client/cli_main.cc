@@ -1,0 +1,289 @@
+// mydfs: the command-line client. `mydfs [--tracker HOST:PORT] COMMAND ...`
+//
+// Each command is one function cmd_X(const Globals&, const XArgs&) -> exit code; main() only
+// declares the command tree with CLI11, parses, and dispatches to the chosen command.
+//
+// Exit codes, as coreutils tools use them: 0 success; 1 the operation failed (tracker unreachable,
+// an error reply); 2 bad usage (unknown command, missing or invalid arguments), found before
+// anything is sent.
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "client/cli_status.h"
+#include "common/daemon.h"
+#include "proto/rpc.h"
+#include "proto/tracker_messages.h"
+
+using namespace mydfs;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+constexpr const char* kDefaultTracker = "127.0.0.1:7000";  // tools/dev-cluster's tracker
+constexpr auto kConnectTimeout = 2s;
+constexpr auto kCallTimeout = 5s;
+
+// Options that every command sees.
+struct Globals {
+  std::string tracker = kDefaultTracker;  // --tracker, else $MYDFS_TRACKER, else the default
+};
+
+// ---- Reporting -------------------------------------------------------------------------------
+
+// `mydfs: add-group: MESSAGE` plus where to read more; for arguments refused before any call.
+// cmd is the command's own name (as in every other message), path the words that select it.
+int usage_error(std::string_view cmd, std::string_view path, std::string_view msg) {
+  fmt::print(stderr, "mydfs: {}: {}\nTry 'mydfs {} --help' for more information.\n", cmd, msg, path);
+  return kExitUsage;
+}
+
+// A call that failed. Transport failures name the tracker; error replies name the command.
+int call_failed(const Globals& g, std::string_view cmd, const Error& e) {
+  if (e.code == Code::UNAVAILABLE || e.code == Code::TIMEOUT) {
+    // The RPC layer's messages name the address again ("cannot connect to ADDR: why", "METHOD
+    // to ADDR timed out after N ms"); the line already names the tracker, so keep only the why.
+    std::string why = e.message.empty() ? std::string(code_name(e.code)) : e.message;
+    constexpr std::string_view kPrefix = "cannot connect to ";
+    bool connecting = why.starts_with(kPrefix);
+    if (e.code == Code::TIMEOUT) {
+      why = connecting ? fmt::format("no connection within {} s", kConnectTimeout.count())
+                       : fmt::format("no reply within {} s", kCallTimeout.count());
+    } else if (connecting) {
+      auto colon = why.find(": ", kPrefix.size());
+      if (colon != std::string::npos) why = why.substr(colon + 2);
+    }
+    fmt::print(stderr, "mydfs: cannot reach tracker {}: {}\n", g.tracker, why);
+  } else {
+    fmt::print(stderr, "mydfs: {}: {}\n", cmd, e.message.empty() ? std::string(code_name(e.code)) : e.message);
+  }
+  return kExitFailed;
+}
+
+// ---- The tracker connection ------------------------------------------------------------------
+
+// Connects to the tracker named by g.tracker (resolving a host name once). On failure prints
+// why and returns null with *exit_code set: 2 for a malformed address, 1 for an unknown host.
+std::unique_ptr<proto::SyncClient> open_tracker(const Globals& g, int* exit_code) {
+  auto hp = parse_host_port(g.tracker);
+  if (!hp.ok()) {
+    fmt::print(stderr, "mydfs: --tracker: {}\n", hp.error().message);
+    *exit_code = kExitUsage;
+    return nullptr;
+  }
+  std::string host = hp->host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  // The RPC client takes numeric addresses only; resolve names here. IPv4 first: daemons listen
+  // on IPv4 addresses by default, and "localhost" often lists ::1 first.
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || !res) {
+    fmt::print(stderr, "mydfs: cannot reach tracker {}: cannot resolve '{}': {}\n", g.tracker, host,
+               rc ? gai_strerror(rc) : "no address");
+    *exit_code = kExitFailed;
+    return nullptr;
+  }
+  const addrinfo* pick = res;
+  for (const addrinfo* r = res; r; r = r->ai_next) {
+    if (r->ai_family == AF_INET) {
+      pick = r;
+      break;
+    }
+  }
+  char buf[NI_MAXHOST];
+  rc = ::getnameinfo(pick->ai_addr, pick->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST);
+  ::freeaddrinfo(res);
+  if (rc != 0) {
+    fmt::print(stderr, "mydfs: cannot reach tracker {}: {}\n", g.tracker, gai_strerror(rc));
+    *exit_code = kExitFailed;
+    return nullptr;
+  }
+  proto::ClientOptions opt;
+  opt.connect_timeout = kConnectTimeout;
+  opt.call_timeout = kCallTimeout;
+  return std::make_unique<proto::SyncClient>(buf, hp->port, opt);
+}
+
+// ---- admin status ----------------------------------------------------------------------------
+
+struct StatusArgs {
+  bool json = false;
+};
+
+int cmd_admin_status(const Globals& g, const StatusArgs& a) {
+  int code = kExitOk;
+  auto tracker = open_tracker(g, &code);
+  if (!tracker) return code;
+  auto resp = tracker->call(proto::ClusterStatusReq{});
+  if (!resp.ok()) return call_failed(g, "status", resp.error());
+  // ordered_json keeps the tracker's key order for --json.
+  nlohmann::ordered_json doc;
+  try {
+    doc = nlohmann::ordered_json::parse(resp->json);
+  } catch (const nlohmann::json::exception& e) {
+    fmt::print(stderr, "mydfs: status: tracker sent malformed JSON: {}\n", e.what());
+    return kExitFailed;
+  }
+  if (a.json) {
+    fmt::print("{}\n", doc.dump(2));
+    return kExitOk;
+  }
+  if (!doc.is_object()) {
+    fmt::print(stderr, "mydfs: status: tracker sent JSON that is not an object\n");
+    return kExitFailed;
+  }
+  fmt::print("{}", cli::render_status(doc));
+  return kExitOk;
+}
+
+// ---- admin add-group -------------------------------------------------------------------------
+
+struct AddGroupArgs {
+  std::string id;                      // validated here, not by CLI11, for one clear message
+  std::vector<std::string> addresses;  // HOST:PORT of each member's RPC listener
+};
+
+int cmd_admin_add_group(const Globals& g, const AddGroupArgs& a) {
+  constexpr std::string_view kCmd = "add-group", kPath = "admin add-group";
+  proto::AddGroupReq req;
+  auto [end, ec] = std::from_chars(a.id.data(), a.id.data() + a.id.size(), req.id);
+  if (ec != std::errc() || end != a.id.data() + a.id.size() || req.id == 0)
+    return usage_error(kCmd, kPath,
+                       fmt::format("invalid group id '{}': expected an integer from 1 to {}", a.id, UINT32_MAX));
+  std::set<std::string> seen;
+  for (const auto& s : a.addresses) {
+    auto hp = parse_host_port(s);
+    if (!hp.ok()) return usage_error(kCmd, kPath, hp.error().message);
+    if (hp->port == 0) return usage_error(kCmd, kPath, fmt::format("bad port in '{}': must be 1 to 65535", s));
+    // Sent as HOST:PORT even when given as ":PORT", so it matches what members report.
+    auto addr = fmt::format("{}:{}", hp->host, hp->port);
+    if (!seen.insert(addr).second) return usage_error(kCmd, kPath, fmt::format("address '{}' given twice", addr));
+    req.addresses.push_back(std::move(addr));
+  }
+  int code = kExitOk;
+  auto tracker = open_tracker(g, &code);
+  if (!tracker) return code;
+  uint32_t id = req.id;
+  size_t n = req.addresses.size();
+  auto resp = tracker->call(std::move(req));
+  if (!resp.ok()) return call_failed(g, kCmd, resp.error());
+  fmt::print("added group {} with {} member(s)\n", id, n);
+  return kExitOk;
+}
+
+// ---- Command line ----------------------------------------------------------------------------
+
+// The most specific (sub)command the parser reached, for error messages and help.
+const CLI::App* deepest(const CLI::App& app) {
+  const CLI::App* a = &app;
+  while (!a->get_subcommands().empty()) a = a->get_subcommands().front();
+  return a;
+}
+
+// A parse error: the message, then the help of the command it happened in, on stderr.
+int parse_failed(const CLI::App& app, const CLI::ParseError& e) {
+  const CLI::App* at = deepest(app);
+  std::string msg = e.what();
+  // Where a command was expected, CLI11 says "A subcommand is required" or "The following
+  // argument was not expected: frob"; name the actual problem instead.
+  if (!at->get_subcommands({}).empty() &&
+      (dynamic_cast<const CLI::ExtrasError*>(&e) || dynamic_cast<const CLI::RequiredError*>(&e))) {
+    auto extras = app.remaining(true);  // fallthrough hands a subcommand's extras to its parents
+    if (!extras.empty() && !extras.front().starts_with("-")) msg = fmt::format("unknown command '{}'", extras.front());
+    else if (extras.empty() && dynamic_cast<const CLI::RequiredError*>(&e)) msg = "missing command";
+  }
+  // Lower-case the first word like other coreutils messages, but not a name such as "ID".
+  if (msg.size() > 1 && std::islower(static_cast<unsigned char>(msg[1])))
+    msg[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(msg[0])));
+  std::string where = at->get_parent() ? at->get_name() + ": " : "";
+  fmt::print(stderr, "mydfs: {}{}\n\n{}", where, msg, app.help());
+  return kExitUsage;
+}
+
+int run(int argc, char** argv) {
+  Globals g;
+  std::function<int()> chosen;  // the command to run, set by the chosen subcommand's callback
+
+  CLI::App app{"mydfs: command-line client of the mydfs distributed file system", "mydfs"};
+  app.add_option("--tracker", g.tracker, "Tracker RPC address")
+      ->type_name("HOST:PORT")
+      ->envname("MYDFS_TRACKER")
+      ->capture_default_str();
+  app.require_subcommand(1);
+  app.fallthrough();  // `mydfs admin status --tracker H:P` works as well
+
+  CLI::App* admin = app.add_subcommand("admin", "Cluster administration (storage groups, cluster status)");
+  admin->require_subcommand(1);
+  admin->fallthrough();
+
+  StatusArgs status;
+  CLI::App* status_cmd =
+      admin->add_subcommand("status", "Show groups, members, space, namespace counts and recent events");
+  status_cmd->add_flag("--json", status.json, "Print the tracker's status document as JSON");
+  status_cmd->callback([&] { chosen = [&] { return cmd_admin_status(g, status); }; });
+
+  AddGroupArgs add;
+  CLI::App* add_cmd = admin->add_subcommand("add-group", "Register a storage group with the tracker");
+  add_cmd->add_option("ID", add.id, "Group id (1 to 4294967295, unique in the cluster)")
+      ->type_name("")
+      ->required();
+  add_cmd->add_option("ADDRESS", add.addresses, "RPC address of each member")
+      ->type_name("HOST:PORT")
+      ->required()
+      ->expected(1, -1);
+  add_cmd->callback([&] { chosen = [&] { return cmd_admin_add_group(g, add); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return parse_failed(app, e);
+  }
+  if (!chosen) {  // every branch of the tree requires a subcommand, so this is a missing callback
+    fmt::print(stderr, "mydfs: no command\n\n{}", app.help());
+    return kExitUsage;
+  }
+  return chosen();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Every failure reaches the user as an Error through the command, so library logging (the RPC
+  // layer's warnings) is off unless MYDFS_LOG_LEVEL asks for it; it goes to stderr either way so
+  // stdout stays the command's output.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("mydfs"));
+  const char* level = std::getenv("MYDFS_LOG_LEVEL");
+  spdlog::set_level(level ? spdlog::level::from_str(level) : spdlog::level::off);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "mydfs: internal error: {}\n", e.what());
+    return kExitFailed;
+  }
+}

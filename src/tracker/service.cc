@@ -1,0 +1,129 @@
+#include "tracker/service.h"
+
+#include <cerrno>
+
+#include "common/async.h"
+
+namespace mydfs::tracker {
+
+namespace asio = boost::asio;
+using namespace mydfs::proto;
+using SteadyClock = std::chrono::steady_clock;
+
+NsReply TrackerService::read(const NsReadReq& req) const {
+  NsReply r;
+  state_.read([&](const Namespace& ns, const GroupRegistry& groups) {
+    switch (req.op) {
+      case NsReadOp::LOOKUP: r.err = ns.lookup(req.ino, req.name, &r.attr); break;
+      case NsReadOp::GETATTR: r.err = ns.getattr(req.ino, &r.attr); break;
+      case NsReadOp::READLINK: r.err = ns.readlink(req.ino, &r.data); break;
+      case NsReadOp::READDIR:
+        r.err = ns.readdir(req.ino, req.cookie, std::min(req.max, kMaxReaddir), &r.entries, &r.eof);
+        break;
+      case NsReadOp::GETXATTR: r.err = ns.getxattr(req.ino, req.name, &r.data); break;
+      case NsReadOp::LISTXATTR: r.err = ns.listxattr(req.ino, &r.names); break;
+      case NsReadOp::STATFS:
+        r.total_slots = groups.total_capacity_slots();
+        r.free_slots = groups.total_free_slots();
+        r.inodes = ns.inode_count();
+        r.files = ns.file_count();
+        break;
+    }
+  });
+  return r;
+}
+
+void TrackerService::register_routes(RpcServer& s) {
+  s.route<NsReadReq>([this](NsReadReq req, Inbound&, Outbound&) -> asio::awaitable<Result<NsReply>> {
+    co_return co_await run_on(pool_, [&] { return Result<NsReply>(read(req)); });
+  });
+
+  s.route<NsWriteReq>([this](NsWriteReq req, Inbound&, Outbound&) -> asio::awaitable<Result<NsReply>> {
+    auto [err, res] = co_await await_completion<std::pair<int, OpResult>>([&](auto done) {
+      state_.submit(std::move(req.op), [done](int e, OpResult r) mutable { done(std::make_pair(e, std::move(r))); });
+    });
+    NsReply r;
+    r.err = err;
+    r.attr = res.attr;
+    r.created = res.created;
+    r.released = std::move(res.released);
+    co_return r;
+  });
+
+  s.route<AllocateReq>([this](AllocateReq req, Inbound&, Outbound&) -> asio::awaitable<Result<AllocateResp>> {
+    AllocateResp resp;
+    uint8_t run = state_.read([&](const Namespace& ns, const GroupRegistry&) { return ns.run_of(req.ino); });
+    auto runs = state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, run, SteadyClock::now()); });
+    if (!runs.ok()) {
+      resp.err = runs.code() == Code::NO_SPACE ? ENOSPC : EINVAL;
+      co_return resp;
+    }
+    for (auto& r : *runs) resp.runs.push_back(RunInfo{r.group, r.count, r.leader});
+    co_return resp;
+  });
+
+  s.route<HeartbeatReq>([this](HeartbeatReq req, Inbound&, Outbound&) -> asio::awaitable<Result<HeartbeatResp>> {
+    Heartbeat hb;
+    hb.node_id = req.node_id;
+    hb.group_id = req.group_id;
+    hb.address = req.address;
+    hb.http = req.http;
+    hb.role = req.role;
+    hb.term = req.term;
+    hb.free_slots = req.free_slots;
+    hb.high_water = req.high_water;
+    hb.capacity_slots = req.capacity_slots;
+    hb.in_flight = req.in_flight;
+    hb.qps = req.qps;
+    auto interval = std::chrono::milliseconds(0);
+    Status st = state_.with_groups([&](GroupRegistry& g) {
+      interval = g.config().heartbeat_interval;
+      return g.heartbeat(hb, SteadyClock::now());
+    });
+    if (!st.ok()) co_return st.take_error();
+    co_return HeartbeatResp{static_cast<uint32_t>(interval.count())};
+  });
+
+  s.route<AddGroupReq>([this](AddGroupReq req, Inbound&, Outbound&) -> asio::awaitable<Result<AddGroupResp>> {
+    Status st = co_await await_completion<Status>([&](auto done) {
+      state_.add_group(req.id, req.addresses, [done](Status s) mutable { done(std::move(s)); });
+    });
+    if (!st.ok()) co_return st.take_error();
+    co_return AddGroupResp{};
+  });
+
+  s.route<ClusterStatusReq>([this](ClusterStatusReq, Inbound&, Outbound&) -> asio::awaitable<Result<ClusterStatusResp>> {
+    co_return co_await run_on(pool_, [&] { return Result<ClusterStatusResp>(ClusterStatusResp{status_json().dump()}); });
+  });
+}
+
+nlohmann::json TrackerService::status_json() const {
+  using nlohmann::json;
+  auto now = SteadyClock::now();
+  json j;
+  state_.read([&](const Namespace& ns, const GroupRegistry& groups) {
+    j["groups"] = json::array();
+    for (const auto& g : groups.status(now)) {
+      json jg = {{"id", g.id}, {"usable", g.usable}, {"leader", g.leader}, {"free_slots", g.free_slots},
+                 {"capacity_slots", g.capacity_slots}, {"promised", g.promised}, {"members", json::array()}};
+      for (const auto& m : g.members)
+        jg["members"].push_back({{"address", m.address}, {"node_id", m.node_id}, {"role", m.role}, {"term", m.term},
+                                 {"up", m.up}, {"heard", m.heard}, {"seconds_since_heartbeat", m.seconds_since_heartbeat},
+                                 {"free_slots", m.free_slots}, {"capacity_slots", m.capacity_slots},
+                                 {"high_water", m.high_water}, {"in_flight", m.in_flight}, {"qps", m.qps},
+                                 {"http", m.http}, {"is_leader", m.is_leader}});
+      j["groups"].push_back(std::move(jg));
+    }
+    j["events"] = json::array();
+    for (const auto& e : groups.events())
+      j["events"].push_back({{"seconds_ago", std::chrono::duration<double>(now - e.at).count()}, {"text", e.text}});
+    j["inodes"] = ns.inode_count();
+    j["files"] = ns.file_count();
+  });
+  j["edit_log_bytes"] = state_.log_bytes();
+  j["applied_index"] = state_.applied_index();
+  j["image_index"] = state_.image_index();
+  return j;
+}
+
+}  // namespace mydfs::tracker
