@@ -1,6 +1,8 @@
 // mydfs-tracker as a real process: random namespace operations while it is kill -9ed, heartbeats
 // from real storage nodes, and compare-and-set commits from two clients.
 #include <cerrno>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <random>
 #include <thread>
@@ -317,6 +319,20 @@ TEST_F(TrackerDaemon, heartbeats_memberDownAfterMissedThenUpAgain_andPlacement) 
   EXPECT_EQ(a->runs[2].count, 1u);
   EXPECT_EQ(a->runs[0].group, 1u) << "group 1 has 16 free slots, group 2 has 8";
   EXPECT_EQ(a->runs[0].leader, fmt::format("127.0.0.1:{}", s1));
+  // A directory's user.mydfs.run sets K for the files created in it.
+  auto dir = c.call(NsWriteReq{op(OpType::MKDIR, kRootIno, "pairs")});
+  ASSERT_TRUE(dir.ok());
+  NsOp x = op(OpType::SETXATTR, dir->attr.ino, "user.mydfs.run");
+  x.name2 = "2";
+  ASSERT_EQ(c.call(NsWriteReq{x})->err, 0);
+  auto pf = c.call(NsWriteReq{op(OpType::CREATE, dir->attr.ino, "f")});
+  ASSERT_TRUE(pf.ok());
+  auto ap = c.call(AllocateReq{pf->attr.ino, 5});
+  ASSERT_TRUE(ap.ok());
+  ASSERT_EQ(ap->runs.size(), 3u);
+  EXPECT_EQ(ap->runs[0].count, 2u);
+  EXPECT_EQ(ap->runs[1].count, 2u);
+  EXPECT_EQ(ap->runs[2].count, 1u);
   // kill -9 one node: down after 3 missed heartbeats (300 ms), and placement skips it.
   n2->kill9();
   auto killed_at = std::chrono::steady_clock::now();
@@ -338,6 +354,35 @@ TEST_F(TrackerDaemon, heartbeats_memberDownAfterMissedThenUpAgain_andPlacement) 
   auto events = status()["events"].dump();
   EXPECT_NE(events.find("is down"), std::string::npos) << events;
   EXPECT_NE(events.find("is up"), std::string::npos);
+}
+
+TEST_F(TrackerDaemon, sigterm_writesImage_restartReplaysNothing) {
+  auto d = start();
+  {
+    SyncClient c("127.0.0.1", port_);
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(c.call(NsWriteReq{op(OpType::MKDIR, kRootIno, fmt::format("d{}", i))})->err, 0);
+  }
+  EXPECT_EQ(d->terminate(), 0) << d->log();
+  EXPECT_NE(d->log().find("wrote image"), std::string::npos);
+  d = start();
+  EXPECT_NE(d->log().find("replayed 0 edit(s)"), std::string::npos) << d->log();
+  SyncClient c("127.0.0.1", port_);
+  auto l = c.call(NsReadReq{NsReadOp::LOOKUP, kRootIno, "d19", 0, 0});
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->err, 0);
+}
+
+TEST_F(TrackerDaemon, cliAdminStatus_againstLiveTracker) {
+  auto d = start({"--group", "3=127.0.0.1:7999"});
+  std::string out = dir_ / "cli.out";
+  std::string cmd = fmt::format("{} --tracker 127.0.0.1:{} admin status > {} 2>&1", mydfs::testing::binary("MYDFS_CLI_BIN"),
+                                port_, out);
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(out);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("group 3"), std::string::npos) << text;
+  EXPECT_NE(text.find("127.0.0.1:7999"), std::string::npos) << text;
+  EXPECT_NE(text.find("DOWN"), std::string::npos) << "never heard from: down\n" << text;
 }
 
 TEST_F(TrackerDaemon, addGroupAtRunTime_persists) {
