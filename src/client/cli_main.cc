@@ -26,6 +26,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "client/cli_files.h"
 #include "client/cli_status.h"
 #include "common/daemon.h"
 #include "proto/rpc.h"
@@ -254,6 +255,41 @@ int run(int argc, char** argv) {
       ->required()
       ->expected(1, -1);
   add_cmd->callback([&] { chosen = [&] { return cmd_admin_add_group(g, add); }; });
+
+  // File commands (client/cli_files.h).
+  struct FileArgs {
+    std::string a, b;
+    bool flag = false;
+  } fa;
+  auto file_cmd = [&](const char* name, const char* help, std::vector<std::pair<const char*, const char*>> args,
+                      const char* flag, const char* flag_help, std::function<int()> fn) {
+    CLI::App* cmd = app.add_subcommand(name, help);
+    std::string* slots[] = {&fa.a, &fa.b};
+    for (size_t i = 0; i < args.size(); ++i) cmd->add_option(args[i].first, *slots[i], args[i].second)->required();
+    if (flag) cmd->add_flag(flag, fa.flag, flag_help);
+    cmd->callback([&chosen, fn] { chosen = fn; });
+  };
+  auto T = [&] { return g.tracker; };
+  file_cmd("put", "Upload a local file (or - for standard input) to PATH, replacing its content",
+           {{"LOCAL", "Local file, or - for standard input"}, {"PATH", "Absolute path in mydfs"}}, nullptr, nullptr,
+           [&] { return cli::cmd_put(T(), fa.a, fa.b); });
+  file_cmd("get", "Download PATH to a local file (or - for standard output)",
+           {{"PATH", "Absolute path in mydfs"}, {"LOCAL", "Local file, or - for standard output"}}, nullptr, nullptr,
+           [&] { return cli::cmd_get(T(), fa.a, fa.b); });
+  file_cmd("cat", "Write PATH to standard output", {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr,
+           [&] { return cli::cmd_cat(T(), fa.a); });
+  file_cmd("ls", "List a directory (or show a file)", {{"PATH", "Absolute path in mydfs"}}, "-l",
+           "Long format: mode, links, owner, size, mtime", [&] { return cli::cmd_ls(T(), fa.a, fa.flag); });
+  file_cmd("stat", "Show a file's attributes", {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr,
+           [&] { return cli::cmd_stat(T(), fa.a); });
+  file_cmd("mkdir", "Create a directory", {{"PATH", "Absolute path in mydfs"}}, "-p,--parents",
+           "Create missing parents; no error if it exists", [&] { return cli::cmd_mkdir(T(), fa.a, fa.flag); });
+  file_cmd("rm", "Remove a file (or, with -r, a directory tree)", {{"PATH", "Absolute path in mydfs"}},
+           "-r,--recursive", "Remove directories and their contents", [&] { return cli::cmd_rm(T(), fa.a, fa.flag); });
+  file_cmd("mv", "Rename or move (into a directory)", {{"FROM", "Absolute path"}, {"TO", "Absolute path"}}, nullptr,
+           nullptr, [&] { return cli::cmd_mv(T(), fa.a, fa.b); });
+  file_cmd("chain", "Show a file's slices: location, state, valid_len, offset, next, and its runs",
+           {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&] { return cli::cmd_chain(T(), fa.a); });
 
   try {
     app.parse(argc, argv);

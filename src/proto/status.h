@@ -25,6 +25,7 @@ enum class Code : uint16_t {
   TOO_LARGE = 15,         // a request the client refuses to send: over the frame limits
   CORRUPT = 16,           // local on-disk structure (superblock, log) failed verification
   IO_ERROR = 17,          // local I/O failed (EIO, ...; the host's ENOSPC is NO_SPACE)
+  FS_ERROR = 18,          // a file-system error; Error::hint holds the errno (client side only)
 };
 
 
@@ -48,6 +49,7 @@ constexpr std::string_view code_name(Code c) {
     case Code::TOO_LARGE: return "TOO_LARGE";
     case Code::CORRUPT: return "CORRUPT";
     case Code::IO_ERROR: return "IO_ERROR";
+    case Code::FS_ERROR: return "FS_ERROR";
   }
   return "UNKNOWN";
 }

@@ -87,7 +87,7 @@ void AddGroupReq::decode(Reader& r) {
   id = r.u32();
   uint32_t n = r.count(4, 64);
   addresses.resize(n);
-  for (auto& a : addresses) a = r.str(256);
+  for (auto& a : addresses) a = r.str(512);
 }
 
 }  // namespace mydfs::proto

@@ -134,7 +134,7 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, c
       if (off == 0 && idx != wal->segments_[si].first)
         return make_error(Code::CORRUPT, fmt::format("log segment '{}' starts at entry {}, not the {} its name says",
                                                      path, idx, wal->segments_[si].first));
-      if (expect == 0 && after > 0 && idx > after + 1)
+      if (expect == 0 && idx > after + 1)
         return make_error(Code::CORRUPT, fmt::format("log entries {}..{} are missing (the store's checkpoint is {}); "
                                                      "refusing to start", after + 1, idx - 1, after));
       if (expect != 0 && idx != expect)

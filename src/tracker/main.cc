@@ -27,7 +27,10 @@ Result<std::pair<uint32_t, std::vector<std::string>>> parse_group(const std::str
   auto eq = s.find('=');
   if (eq == std::string::npos || eq == 0 || s.substr(0, eq).find_first_not_of("0123456789") != std::string::npos)
     return make_error(Code::BAD_REQUEST, fmt::format("bad --group '{}': expected ID=HOST:PORT[,HOST:PORT...]", s));
-  uint32_t id = static_cast<uint32_t>(std::stoul(s.substr(0, eq)));
+  if (eq > 10) return make_error(Code::BAD_REQUEST, fmt::format("bad --group '{}': group id too large", s));
+  uint64_t id64 = std::stoull(s.substr(0, eq));
+  if (id64 == 0 || id64 > UINT32_MAX) return make_error(Code::BAD_REQUEST, fmt::format("bad --group '{}': id must be 1..4294967295", s));
+  uint32_t id = static_cast<uint32_t>(id64);
   std::vector<std::string> addrs;
   size_t pos = eq + 1;
   while (pos <= s.size()) {
@@ -134,7 +137,7 @@ int main(int argc, char** argv) {
     checker.expires_after(std::chrono::milliseconds(std::max<uint32_t>(heartbeat_ms / 4, 10)));
     checker.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      st.with_groups([](tracker::GroupRegistry& g) { g.check(std::chrono::steady_clock::now()); });
+      asio::post(pool, [&st] { st.with_groups([](tracker::GroupRegistry& g) { g.check(std::chrono::steady_clock::now()); }); });
       arm();
     });
   };

@@ -212,7 +212,7 @@ int Namespace::do_create(const NsOp& op, OpResult* out) {
   FileType type = op.type == OpType::MKDIR ? FileType::DIR
                 : op.type == OpType::SYMLINK ? FileType::LNK
                 : op.type == OpType::MKNOD ? op.ftype : FileType::REG;
-  if (op.type == OpType::MKNOD && type == FileType::DIR) return EINVAL;
+  if (op.type == OpType::MKNOD && (type == FileType::DIR || type == FileType::LNK)) return EINVAL;
   if (op.type == OpType::SYMLINK && (op.name2.empty() || op.name2.size() > kMaxSymlink))
     return op.name2.empty() ? ENOENT : ENAMETOOLONG;
   uint8_t run = 0;
@@ -309,6 +309,7 @@ int Namespace::do_rename(const NsOp& op, OpResult* out) {
   }
   const Entry* se = find_entry(*sdir, op.name);
   if (!se) return ENOENT;
+  if (sdir == ddir && op.name == op.name2) return 0;  // renaming a name onto itself does nothing
   Inode* src = find(se->ino);
   const Entry* de = find_entry(*ddir, op.name2);
   Inode* dst = de ? find(de->ino) : nullptr;

@@ -52,8 +52,20 @@ void TrackerService::register_routes(RpcServer& s) {
 
   s.route<AllocateReq>([this](AllocateReq req, Inbound&, Outbound&) -> asio::awaitable<Result<AllocateResp>> {
     AllocateResp resp;
-    uint8_t run = state_.read([&](const Namespace& ns, const GroupRegistry&) { return ns.run_of(req.ino); });
-    auto runs = state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, run, SteadyClock::now()); });
+    Attr file;
+    int err = co_await run_on(pool_, [&] {
+      return state_.read([&](const Namespace& ns, const GroupRegistry&) { return ns.getattr(req.ino, &file); });
+    });
+    if (err == 0 && file.type != FileType::REG) err = file.type == FileType::DIR ? EISDIR : EINVAL;
+    if (err) {
+      resp.err = err;
+      co_return resp;
+    }
+    // Placement takes the state lock, which a group commit holds through its fsync: not on the
+    // network thread.
+    auto runs = co_await run_on(pool_, [&] {
+      return state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, file.run, SteadyClock::now()); });
+    });
     if (!runs.ok()) {
       resp.err = runs.code() == Code::NO_SPACE ? ENOSPC : EINVAL;
       co_return resp;
@@ -76,9 +88,11 @@ void TrackerService::register_routes(RpcServer& s) {
     hb.in_flight = req.in_flight;
     hb.qps = req.qps;
     auto interval = std::chrono::milliseconds(0);
-    Status st = state_.with_groups([&](GroupRegistry& g) {
-      interval = g.config().heartbeat_interval;
-      return g.heartbeat(hb, SteadyClock::now());
+    Status st = co_await run_on(pool_, [&] {
+      return state_.with_groups([&](GroupRegistry& g) {
+        interval = g.config().heartbeat_interval;
+        return g.heartbeat(hb, SteadyClock::now());
+      });
     });
     if (!st.ok()) co_return st.take_error();
     co_return HeartbeatResp{static_cast<uint32_t>(interval.count())};

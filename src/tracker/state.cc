@@ -69,7 +69,16 @@ Status TrackerState::load() {
   // The newest image that passes its checksum; an image cut short by a crash is skipped with a
   // warning and the older one (kept for this) is used.
   uint64_t index = 0;
-  for (const auto& [idx, path] : list_images(opt_.dir)) {
+  auto images = list_images(opt_.dir);
+  bool loaded = false;
+  for (const auto& e : fs::directory_iterator(opt_.dir, ec)) {
+    auto n = e.path().filename().string();
+    if (n.rfind("fsimage-", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".tmp") {
+      spdlog::info("tracker: removing '{}', an image a crash interrupted", e.path().string());
+      fs::remove(e.path(), ec);
+    }
+  }
+  for (const auto& [idx, path] : images) {
     auto f = File::open(path, O_RDONLY);
     if (!f.ok()) return f.take_error();
     MYDFS_ASSIGN(uint64_t size, (*f)->size());
@@ -93,9 +102,13 @@ Status TrackerState::load() {
     ns_ = std::move(ns);
     groups_ = std::move(groups);
     index = idx;
+    loaded = true;
     spdlog::info("tracker: loaded image '{}' ({} inodes)", path, ns_.inode_count());
     break;
   }
+  if (!images.empty() && !loaded)
+    return make_error(Code::CORRUPT, fmt::format("no fsimage in '{}' passes its checks ({} found); refusing to start "
+                                                 "with an empty namespace", opt_.dir, images.size()));
   uint64_t replayed = 0;
   MYDFS_ASSIGN(log_, storage::Wal::open(opt_.dir + "/edits", index, [&](uint64_t i, std::string_view b) {
     ++replayed;
@@ -126,7 +139,7 @@ Status TrackerState::replay(uint64_t index, std::string_view body) {
     uint32_t id = r.u32();
     uint32_t n = r.count(4, 64);
     std::vector<std::string> addrs;
-    for (uint32_t i = 0; i < n; ++i) addrs.push_back(r.str(256));
+    for (uint32_t i = 0; i < n; ++i) addrs.push_back(r.str(512));
     if (!r.done()) return make_error(Code::CORRUPT, fmt::format("edit {} does not decode", index));
     return groups_.add_group(id, std::move(addrs));
   }
@@ -215,12 +228,11 @@ Status TrackerState::write_image() {
   if (::rename(tmp.c_str(), final_path.c_str()) != 0)
     return make_error(Code::IO_ERROR, fmt::format("cannot rename '{}': {}", tmp, std::strerror(errno)));
   MYDFS_TRY(storage::sync_dir(opt_.dir));
-  // The image is durable under its final name: the log up to it is no longer needed. The
-  // previous image is kept as well (an image is complete before it is renamed, so it is only
-  // needed if the newest is damaged on disk later; recovery then stops with "log entries ...
-  // are missing" instead of silently using it).
+  // The image is durable under its final name: the log up to it and older images are no longer
+  // needed (an image is complete before it is renamed; one damaged later on disk stops the start
+  // with a clear message rather than falling back to an image the log no longer continues).
   auto images = list_images(opt_.dir);
-  for (size_t i = 2; i < images.size(); ++i) fs::remove(images[i].second);
+  for (size_t i = 1; i < images.size(); ++i) fs::remove(images[i].second);
   MYDFS_TRY(log_->truncate_through(idx));
   image_index_ = idx;
   image_time_ = std::chrono::steady_clock::now();

@@ -238,6 +238,19 @@ TEST_F(NsTest, rename_dirAcrossParents_nlinkAndDotdot) {
   EXPECT_EQ(ino_of(b, "f2"), f);
 }
 
+TEST_F(NsTest, rename_ontoItself_doesNothing) {
+  uint64_t d = mkdir(kRootIno, "d");
+  uint64_t f = create(d, "f");
+  Namespace before = ns_;
+  ASSERT_EQ(rename(d, "f", d, "f", RENAME_EXCHANGE_), 0);
+  ASSERT_EQ(rename(d, "f", d, "f"), 0);
+  EXPECT_EQ(ino_of(d, "f"), f);
+  EXPECT_EQ(names(d).size(), 3u) << "., .. and f: no duplicate entry";
+  NsOp m = op(OpType::MKNOD, d, "l");
+  m.ftype = FileType::LNK;
+  EXPECT_EQ(run(m), EINVAL) << "symlinks are made by SYMLINK, with its checks";
+}
+
 TEST_F(NsTest, setattr_timesAndNow) {
   uint64_t f = create(kRootIno, "f");
   NsOp s = op(OpType::SETATTR, f, "");

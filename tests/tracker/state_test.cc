@@ -191,6 +191,27 @@ TEST_F(StateTest, imageInterruptedMidWrite_previousImageAndLogUsed) {
   EXPECT_EQ(image_of(*s), expect);
 }
 
+TEST_F(StateTest, onlyImageDamaged_refusesToStartEmpty) {
+  {
+    auto s = open(dir_ / "t");
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(run(*s, op(OpType::MKDIR, kRootIno, "d" + std::to_string(i))).first, 0);
+  }  // stop() wrote an image and cut the log
+  std::string image;
+  for (auto& e : fs::directory_iterator(dir_ / "t"))
+    if (e.path().filename().string().rfind("fsimage-", 0) == 0) image = e.path().string();
+  ASSERT_FALSE(image.empty());
+  {
+    std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x7f');
+  }
+  StateOptions o;
+  o.dir = dir_ / "t";
+  auto s = TrackerState::open(o, &metrics_);
+  ASSERT_FALSE(s.ok()) << "a damaged only image must not turn into an empty namespace";
+  EXPECT_NE(s.error().message.find("no fsimage"), std::string::npos) << s.error().message;
+}
+
 TEST_F(StateTest, addGroup_loggedAndReplayed) {
   {
     auto s = open(dir_ / "t");

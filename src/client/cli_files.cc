@@ -1,0 +1,258 @@
+#include "client/cli_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "client/client.h"
+
+namespace mydfs::cli {
+
+namespace {
+
+using client::Client;
+using client::error_errno;
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+
+std::unique_ptr<Client> open_client(const std::string& tracker) {
+  client::ClientOptions o;
+  o.tracker = tracker;
+  return std::make_unique<Client>(o);
+}
+
+// coreutils style: "mydfs: cannot VERB 'PATH': reason".
+int fail(const std::string& verb, const std::string& path, const Error& e) {
+  std::string why = e.code == Code::FS_ERROR ? std::strerror(error_errno(e)) : e.to_string();
+  fmt::print(stderr, "mydfs: cannot {} '{}': {}\n", verb, path, why);
+  return kFailed;
+}
+
+const char* type_char(FileType t) {
+  switch (t) {
+    case FileType::DIR: return "d";
+    case FileType::LNK: return "l";
+    case FileType::FIFO: return "p";
+    case FileType::SOCK: return "s";
+    case FileType::CHR: return "c";
+    case FileType::BLK: return "b";
+    default: return "-";
+  }
+}
+
+std::string mode_string(const Attr& a) {
+  std::string s = type_char(a.type);
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (a.mode & (0400 >> i)) ? rwx[i] : '-';
+  return s;
+}
+
+std::string time_string(const Timespec& t) {
+  std::time_t secs = t.sec;
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return fmt::format("{}.{:09}", buf, t.nsec);
+}
+
+// A one-line progress bar on stderr when it is a terminal.
+struct ProgressBar {
+  bool tty = ::isatty(2);
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last{};
+  void operator()(uint64_t done, uint64_t total) {
+    if (!tty) return;
+    auto now = std::chrono::steady_clock::now();
+    if (done != total && now - last < std::chrono::milliseconds(100)) return;
+    last = now;
+    double secs = std::chrono::duration<double>(now - start).count();
+    fmt::print(stderr, "\r  {:8.1f} MiB / {:.1f} MiB  {:3.0f}%  {:6.1f} MB/s", done / 1048576.0, total / 1048576.0,
+               total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0,
+               secs > 0 ? static_cast<double>(done) / secs / 1e6 : 0.0);
+    if (done == total) fmt::print(stderr, "\n");
+  }
+};
+
+}  // namespace
+
+int cmd_put(const std::string& tracker, const std::string& local, const std::string& path) {
+  int fd = local == "-" ? -1 : ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+  if (local != "-" && fd < 0) {
+    fmt::print(stderr, "mydfs: cannot open '{}': {}\n", local, std::strerror(errno));
+    return kFailed;
+  }
+  struct stat st{};
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    fmt::print(stderr, "mydfs: cannot put '{}': not a regular file\n", local);
+    ::close(fd);
+    return kFailed;
+  }
+  std::string data;  // standard input is read whole first (its size must be known up front)
+  if (fd < 0) {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(0, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+  }
+  uint64_t size = fd >= 0 ? static_cast<uint64_t>(st.st_size) : data.size();
+  auto c = open_client(tracker);
+  ProgressBar bar;
+  auto r = c->put(path, size, [&](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
+    if (fd < 0) {
+      size_t n = std::min<size_t>(out.size(), data.size() - off);
+      std::memcpy(out.data(), data.data() + off, n);
+      return n;
+    }
+    size_t done = 0;
+    while (done < out.size()) {
+      ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return make_error(Code::IO_ERROR, fmt::format("read '{}': {}", local, std::strerror(errno)));
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    return done;
+  }, [&](uint64_t d, uint64_t t) { bar(d, t); });
+  if (fd >= 0) ::close(fd);
+  if (!r.ok()) return fail("put", path, r.error());
+  return kOk;
+}
+
+int cmd_get(const std::string& tracker, const std::string& path, const std::string& local) {
+  auto c = open_client(tracker);
+  auto a = c->stat(path);
+  if (!a.ok()) return fail("stat", path, a.error());
+  if (a->type != FileType::REG) return fail("get", path, client::fs_error(a->type == FileType::DIR ? EISDIR : EINVAL, ""));
+  int fd = local == "-" ? 1 : ::open(local.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    fmt::print(stderr, "mydfs: cannot create '{}': {}\n", local, std::strerror(errno));
+    return kFailed;
+  }
+  ProgressBar bar;
+  if (fd == 1) bar.tty = false;
+  bool seekable = fd != 1 || ::lseek(1, 0, SEEK_CUR) >= 0;
+  uint64_t written = 0;
+  // Slices arrive in any order; a pipe needs them in order, so those are buffered until their turn.
+  std::map<uint64_t, std::string> pending;
+  auto st = c->get(*a, [&](uint64_t off, std::span<const std::byte> d) -> Status {
+    auto write_at = [&](uint64_t o, const char* p, size_t n) -> Status {
+      size_t done = 0;
+      while (done < n) {
+        ssize_t w = seekable ? ::pwrite(fd, p + done, n - done, static_cast<off_t>(o + done)) : ::write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return make_error(Code::IO_ERROR, fmt::format("write '{}': {}", local, std::strerror(errno)));
+        done += static_cast<size_t>(w);
+      }
+      return ok_status();
+    };
+    if (seekable) return write_at(off, reinterpret_cast<const char*>(d.data()), d.size());
+    pending.emplace(off, std::string(reinterpret_cast<const char*>(d.data()), d.size()));
+    while (!pending.empty() && pending.begin()->first == written) {
+      auto& s = pending.begin()->second;
+      MYDFS_TRY(write_at(written, s.data(), s.size()));
+      written += s.size();
+      pending.erase(pending.begin());
+    }
+    return ok_status();
+  }, [&](uint64_t d, uint64_t t) { bar(d, t); });
+  if (fd != 1) {
+    if (::ftruncate(fd, static_cast<off_t>(a->size)) != 0 || ::close(fd) != 0) {
+      fmt::print(stderr, "mydfs: cannot write '{}': {}\n", local, std::strerror(errno));
+      return kFailed;
+    }
+  }
+  if (!st.ok()) return fail("read", path, st.error());
+  return kOk;
+}
+
+int cmd_cat(const std::string& tracker, const std::string& path) { return cmd_get(tracker, path, "-"); }
+
+int cmd_ls(const std::string& tracker, const std::string& path, bool long_format) {
+  auto c = open_client(tracker);
+  auto a = c->stat(path);
+  if (!a.ok()) return fail("access", path, a.error());
+  std::vector<std::pair<std::string, Attr>> rows;
+  if (a->type == FileType::DIR) {
+    auto entries = c->list(a->ino);
+    if (!entries.ok()) return fail("open directory", path, entries.error());
+    for (auto& e : *entries) {
+      auto at = c->lookup(a->ino, e.name);
+      if (at.ok()) rows.emplace_back(e.name, *at);
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  } else {
+    rows.emplace_back(path, *a);
+  }
+  for (auto& [name, at] : rows) {
+    if (long_format)
+      fmt::print("{} {:3} {:5} {:5} {:12} {} {}\n", mode_string(at), at.nlink, at.uid, at.gid, at.size,
+                 time_string(at.mtime).substr(0, 19), name);
+    else
+      fmt::print("{}\n", name);
+  }
+  return kOk;
+}
+
+int cmd_stat(const std::string& tracker, const std::string& path) {
+  auto c = open_client(tracker);
+  auto a = c->stat(path);
+  if (!a.ok()) return fail("stat", path, a.error());
+  fmt::print("  File: {}\n  Size: {:<12} Inode: {:<10} Links: {}\n", path, a->size, a->ino, a->nlink);
+  fmt::print("Access: ({:04o}/{})  Uid: {}  Gid: {}\n", a->mode, mode_string(*a), a->uid, a->gid);
+  fmt::print("Access: {}\nModify: {}\nChange: {}\n", time_string(a->atime), time_string(a->mtime),
+             time_string(a->ctime));
+  if (a->type == FileType::REG) fmt::print("  Head: {}  Version: {}\n", a->head, a->version);
+  return kOk;
+}
+
+int cmd_mkdir(const std::string& tracker, const std::string& path, bool parents) {
+  auto c = open_client(tracker);
+  auto r = c->mkdir(path, 0755, parents);
+  if (!r.ok()) return fail("create directory", path, r.error());
+  return kOk;
+}
+
+int cmd_rm(const std::string& tracker, const std::string& path, bool recursive) {
+  auto c = open_client(tracker);
+  auto a = c->stat(path);
+  if (!a.ok()) return fail("remove", path, a.error());
+  if (a->type == FileType::DIR && !recursive) return fail("remove", path, client::fs_error(EISDIR, ""));
+  auto st = c->remove(path, recursive);
+  if (!st.ok()) return fail("remove", path, st.error());
+  return kOk;
+}
+
+int cmd_mv(const std::string& tracker, const std::string& from, const std::string& to) {
+  auto c = open_client(tracker);
+  auto st = c->rename(from, to);
+  if (!st.ok()) return fail(fmt::format("move '{}' to", from), to, st.error());
+  return kOk;
+}
+
+int cmd_chain(const std::string& tracker, const std::string& path) {
+  auto c = open_client(tracker);
+  auto a = c->stat(path);
+  if (!a.ok()) return fail("stat", path, a.error());
+  auto ch = c->chain(*a);
+  if (!ch.ok()) return fail("walk", path, ch.error());
+  fmt::print("{}: {} bytes in {} slice(s), head {}\n", path, a->size, ch->size(), a->head);
+  fmt::print("  {:>4}  {:<16} {:>5} {:>10} {:>14}  {}\n", "#", "LOCATION", "STATE", "VALID_LEN", "OFFSET", "NEXT");
+  uint32_t group = 0;
+  for (size_t i = 0; i < ch->size(); ++i) {
+    const auto& s = (*ch)[i];
+    if (i == 0 || s.meta.loc.group != group) fmt::print("  -- run on group {}\n", s.meta.loc.group);
+    group = s.meta.loc.group;
+    fmt::print("  {:>4}  {:<16} {:>5} {:>10} {:>14}  {}\n", i, fmt::format("{}", s.meta.loc),
+               static_cast<int>(s.meta.state), s.meta.valid_len, s.offset, s.meta.next);
+  }
+  return kOk;
+}
+
+}  // namespace mydfs::cli

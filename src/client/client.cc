@@ -1,0 +1,418 @@
+#include "client/client.h"
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+
+#include <nlohmann/json.hpp>
+
+#include "common/async.h"
+#include "common/checksum.h"
+#include "common/daemon.h"
+#include "storage/slot_format.h"
+
+namespace mydfs::client {
+
+namespace asio = boost::asio;
+using namespace mydfs::proto;
+using storage::kPayloadCapacity;
+
+Error fs_error(int err, std::string what) {
+  Error e = make_error(Code::FS_ERROR, what.empty() ? std::string(std::strerror(err))
+                                                    : fmt::format("{}: {}", what, std::strerror(err)));
+  e.hint = std::to_string(err);
+  return e;
+}
+
+int error_errno(const Error& e) {
+  if (e.code == Code::FS_ERROR) return std::atoi(e.hint.c_str());
+  switch (e.code) {
+    case Code::NO_SPACE: return ENOSPC;
+    case Code::BAD_REQUEST: return EINVAL;
+    case Code::TIMEOUT: return ETIMEDOUT;
+    case Code::CONFLICT: return EAGAIN;
+    default: return EIO;
+  }
+}
+
+Result<std::pair<std::string, std::string>> split_path(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  auto slash = p.rfind('/');
+  if (p.empty() || p == "/" || slash == std::string::npos)
+    return make_error(Code::BAD_REQUEST, fmt::format("'{}' is not an absolute path to an entry", path));
+  return std::make_pair(slash == 0 ? std::string("/") : p.substr(0, slash), p.substr(slash + 1));
+}
+
+Client::Client(ClientOptions opt) : opt_(std::move(opt)) {
+  work_.emplace(io_.get_executor());
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+Client::~Client() {
+  std::promise<void> closed;
+  asio::post(io_, [this, &closed] {
+    if (tracker_) tracker_->close();
+    for (auto& [a, c] : storage_) c->close();
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  work_.reset();
+  io_.stop();
+  thread_.join();
+}
+
+template <typename T>
+Result<T> Client::run(asio::awaitable<Result<T>> a) {
+  return asio::co_spawn(io_, std::move(a), asio::use_future).get();
+}
+
+std::shared_ptr<RpcClient> Client::connect(const std::string& address) {
+  auto hp = parse_host_port(address);
+  ClientOptions unused;
+  (void)unused;
+  proto::ClientOptions co;
+  co.call_timeout = opt_.call_timeout;
+  co.connect_timeout = opt_.connect_timeout;
+  return std::make_shared<RpcClient>(io_.get_executor(), hp.ok() ? hp->host : address, hp.ok() ? hp->port : 0, co);
+}
+
+asio::awaitable<Result<NsReply>> Client::ns_read_async(NsReadReq req) {
+  if (!tracker_) tracker_ = connect(opt_.tracker);
+  co_return co_await tracker_->call(req);
+}
+
+asio::awaitable<Result<NsReply>> Client::ns_write_async(NsOp op) {
+  if (!tracker_) tracker_ = connect(opt_.tracker);
+  NsWriteReq req{std::move(op)};
+  co_return co_await tracker_->call(req);
+}
+
+asio::awaitable<Result<std::string>> Client::leader_of(uint32_t group, bool refresh) {
+  if (!refresh) {
+    if (auto it = leaders_.find(group); it != leaders_.end()) co_return it->second;
+  }
+  if (!tracker_) tracker_ = connect(opt_.tracker);
+  auto st = co_await tracker_->call(ClusterStatusReq{});
+  if (!st.ok()) co_return st.take_error();
+  auto j = nlohmann::json::parse(st->json, nullptr, false);
+  if (j.is_discarded()) co_return make_error(Code::BAD_REQUEST, "tracker sent malformed status");
+  for (auto& g : j["groups"])
+    if (g.value("usable", false)) leaders_[g.value("id", 0u)] = g.value("leader", std::string());
+  auto it = leaders_.find(group);
+  if (it == leaders_.end() || it->second.empty())
+    co_return make_error(Code::UNAVAILABLE, fmt::format("group {} has no reachable leader", group));
+  co_return it->second;
+}
+
+asio::awaitable<Result<std::shared_ptr<RpcClient>>> Client::storage_for(uint32_t group) {
+  MYDFS_CO_ASSIGN(std::string addr, co_await leader_of(group, false));
+  auto& c = storage_[addr];
+  if (!c) c = connect(addr);
+  co_return c;
+}
+
+asio::awaitable<Result<Attr>> Client::resolve_async(std::string path) {
+  if (path.empty() || path[0] != '/')
+    co_return make_error(Code::BAD_REQUEST, fmt::format("'{}' is not an absolute path", path));
+  uint64_t ino = kRootIno;
+  Attr attr;
+  NsReadReq get{NsReadOp::GETATTR, kRootIno, "", 0, 0};
+  MYDFS_CO_ASSIGN(NsReply root, co_await ns_read_async(get));
+  attr = root.attr;
+  size_t pos = 1;
+  while (pos < path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    std::string name = path.substr(pos, end - pos);
+    pos = end + 1;
+    if (name.empty() || name == ".") continue;
+    NsReadReq req{NsReadOp::LOOKUP, ino, name, 0, 0};
+    MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
+    if (r.err) co_return fs_error(r.err, "");
+    attr = r.attr;
+    ino = attr.ino;
+  }
+  co_return attr;
+}
+
+Result<Attr> Client::stat(const std::string& path) { return run(resolve_async(path)); }
+
+Result<Attr> Client::lookup(uint64_t parent, const std::string& name) {
+  return run([this, parent, name]() -> asio::awaitable<Result<Attr>> {
+    NsReadReq req{NsReadOp::LOOKUP, parent, name, 0, 0};
+    MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
+    if (r.err) co_return fs_error(r.err, "");
+    co_return r.attr;
+  }());
+}
+
+Result<std::vector<DirEntry>> Client::list(uint64_t dir) {
+  return run([this, dir]() -> asio::awaitable<Result<std::vector<DirEntry>>> {
+    std::vector<DirEntry> all;
+    uint64_t cookie = 0;
+    for (bool eof = false; !eof;) {
+      NsReadReq req{NsReadOp::READDIR, dir, "", cookie, 1024};
+      MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
+      if (r.err) co_return fs_error(r.err, "");
+      eof = r.eof;
+      for (auto& e : r.entries) {
+        cookie = e.cookie;
+        if (e.name != "." && e.name != "..") all.push_back(e);
+      }
+      if (r.entries.empty()) break;
+    }
+    co_return all;
+  }());
+}
+
+Result<NsReply> Client::ns_write(NsOp op) { return run(ns_write_async(std::move(op))); }
+
+Result<Attr> Client::mkdir(const std::string& path, uint32_t mode, bool parents) {
+  return run([this, path, mode, parents]() -> asio::awaitable<Result<Attr>> {
+    MYDFS_CO_ASSIGN(auto pn, split_path(path));
+    auto parent = co_await resolve_async(pn.first);
+    if (!parent.ok() && parents && error_errno(parent.error()) == ENOENT && pn.first != "/") {
+      // Make the missing parents first, top down.
+      std::string sofar;
+      size_t pos = 1;
+      while (pos <= pn.first.size()) {
+        size_t end = pn.first.find('/', pos);
+        if (end == std::string::npos) end = pn.first.size();
+        sofar += "/" + pn.first.substr(pos, end - pos);
+        pos = end + 1;
+        auto at = co_await resolve_async(sofar);
+        if (at.ok()) continue;
+        MYDFS_CO_ASSIGN(auto sp, split_path(sofar));
+        MYDFS_CO_ASSIGN(Attr up, co_await resolve_async(sp.first));
+        NsOp op;
+        op.type = OpType::MKDIR;
+        op.parent = up.ino;
+        op.name = sp.second;
+        op.mode = mode;
+        MYDFS_CO_ASSIGN(NsReply r, co_await ns_write_async(op));
+        if (r.err && r.err != EEXIST) co_return fs_error(r.err, "");
+      }
+      parent = co_await resolve_async(pn.first);
+    }
+    if (!parent.ok()) co_return parent.take_error();
+    NsOp op;
+    op.type = OpType::MKDIR;
+    op.parent = parent->ino;
+    op.name = pn.second;
+    op.mode = mode;
+    MYDFS_CO_ASSIGN(NsReply r, co_await ns_write_async(op));
+    if (r.err == EEXIST && parents) {
+      auto existing = co_await resolve_async(path);
+      if (existing.ok() && existing->type == FileType::DIR) co_return existing;
+    }
+    if (r.err) co_return fs_error(r.err, "");
+    co_return r.attr;
+  }());
+}
+
+Status Client::remove(const std::string& path, bool recursive) {
+  MYDFS_ASSIGN(Attr a, stat(path));
+  MYDFS_ASSIGN(auto pn, split_path(path));
+  MYDFS_ASSIGN(Attr parent, stat(pn.first));
+  if (a.type == FileType::DIR) {
+    if (recursive) {
+      MYDFS_ASSIGN(auto entries, list(a.ino));
+      for (auto& e : entries) MYDFS_TRY(remove((path.back() == '/' ? path : path + "/") + e.name, true));
+    }
+  }
+  NsOp op;
+  op.type = a.type == FileType::DIR ? OpType::RMDIR : OpType::UNLINK;
+  op.parent = parent.ino;
+  op.name = pn.second;
+  MYDFS_ASSIGN(NsReply r, ns_write(op));
+  if (r.err) return fs_error(r.err, "");
+  return ok_status();
+}
+
+Status Client::rename(const std::string& from, const std::string& to) {
+  MYDFS_ASSIGN(auto f, split_path(from));
+  MYDFS_ASSIGN(auto t, split_path(to));
+  MYDFS_ASSIGN(Attr fp, stat(f.first));
+  MYDFS_ASSIGN(Attr tp, stat(t.first));
+  // "mv a dir/" moves into the directory.
+  auto target = stat(to);
+  if (target.ok() && target->type == FileType::DIR) {
+    tp = *target;
+    t.second = f.second;
+  }
+  NsOp op;
+  op.type = OpType::RENAME;
+  op.parent = fp.ino;
+  op.name = f.second;
+  op.parent2 = tp.ino;
+  op.name2 = t.second;
+  MYDFS_ASSIGN(NsReply r, ns_write(op));
+  if (r.err) return fs_error(r.err, "");
+  return ok_status();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload
+
+Result<Attr> Client::put(const std::string& path, uint64_t size, const Source& src, const Progress& progress) {
+  return run(put_async(path, size, src, progress));
+}
+
+asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size, const Source& src,
+                                                const Progress& progress) {
+  MYDFS_CO_ASSIGN(auto pn, split_path(path));
+  MYDFS_CO_ASSIGN(Attr dir, co_await resolve_async(pn.first));
+  NsOp create;
+  create.type = OpType::CREATE;
+  create.parent = dir.ino;
+  create.name = pn.second;
+  create.mode = 0644;
+  MYDFS_CO_ASSIGN(NsReply cr, co_await ns_write_async(create));
+  if (cr.err) co_return fs_error(cr.err, "");
+  Attr file = cr.attr;
+  if (file.type != FileType::REG) co_return fs_error(EISDIR, "");
+
+  uint64_t n = (size + kPayloadCapacity - 1) / kPayloadCapacity;
+  std::vector<Location> slots;
+  if (n > 0) {
+    // Runs from the tracker, then the slots on each run's group.
+    AllocateReq areq{file.ino, static_cast<uint32_t>(n)};
+    MYDFS_CO_ASSIGN(AllocateResp runs, co_await tracker_->call(areq));
+    if (runs.err) co_return fs_error(runs.err, "allocate");
+    for (const auto& run : runs.runs) {
+      leaders_[run.group] = run.leader;
+      MYDFS_CO_ASSIGN(auto sc, co_await storage_for(run.group));
+      ReserveReq rreq{file.ino, run.count};
+      MYDFS_CO_ASSIGN(ReserveResp got, co_await sc->call(rreq));
+      if (got.slots.size() != run.count) co_return make_error(Code::INTERNAL, "reserve returned the wrong count");
+      slots.insert(slots.end(), got.slots.begin(), got.slots.end());
+    }
+  }
+  // Write the slices, several at a time; each knows its successor already.
+  std::optional<Error> failure;
+  uint64_t next_slice = 0, done_bytes = 0;
+  auto ex = co_await asio::this_coro::executor;
+  auto worker = [&]() -> asio::awaitable<void> {
+    while (!failure && next_slice < n) {
+      uint64_t i = next_slice++;
+      uint64_t off = i * kPayloadCapacity;
+      size_t len = static_cast<size_t>(std::min<uint64_t>(kPayloadCapacity, size - off));
+      auto buf = std::make_shared<AlignedBuffer>(len);
+      auto got = src(off, buf->span());
+      if (!got.ok() || *got != len) {
+        failure = got.ok() ? make_error(Code::IO_ERROR, "the source ended early") : got.error();
+        co_return;
+      }
+      Location next = i + 1 < n ? slots[i + 1] : Location{};
+      WriteSlotReq w{slots[i], file.ino, next, xxh64(buf->span()), SlotState::LIVE, 0};
+      auto sc = co_await storage_for(slots[i].group);
+      if (!sc.ok()) { failure = sc.error(); co_return; }
+      auto wr = co_await (*sc)->call(w, Bulk::of(buf));
+      if (!wr.ok()) { failure = wr.error(); co_return; }
+      done_bytes += len;
+      if (progress) progress(done_bytes, size);
+    }
+  };
+  co_await await_completion<bool>([&](auto done) {
+    uint32_t workers = std::max<uint32_t>(1, std::min<uint64_t>(opt_.slices_in_flight, std::max<uint64_t>(n, 1)));
+    auto left = std::make_shared<uint32_t>(workers);
+    for (uint32_t k = 0; k < workers; ++k)
+      asio::co_spawn(ex, worker(), [left, done](std::exception_ptr) mutable {
+        if (--*left == 0) done(true);
+      });
+  });
+  if (failure) co_return *failure;  // the reserved slots stay unreachable: garbage for the collector
+  // Publish: one compare-and-set on the version we created or opened.
+  NsOp commit;
+  commit.type = OpType::COMMIT_FILE;
+  commit.parent = file.ino;
+  commit.expect_version = file.version;
+  commit.head = slots.empty() ? Location{} : slots[0];
+  commit.size = size;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  commit.mtime = Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec)};
+  MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
+  if (cm.err == ESTALE) co_return fs_error(ESTALE, "another client changed the file during the upload");
+  if (cm.err) co_return fs_error(cm.err, "commit");
+  co_return cm.attr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+Result<std::vector<SliceInfo>> Client::chain(const Attr& file) { return run(chain_async(file)); }
+
+asio::awaitable<Result<std::vector<SliceInfo>>> Client::chain_async(Attr file) {
+  std::vector<SliceInfo> out;
+  Location at = file.head;
+  uint64_t offset = 0;
+  // One WALK per change of group: each returns the slices while the chain stays on its node.
+  for (int hops = 0; !at.null(); ++hops) {
+    if (hops > 1000000) co_return make_error(Code::CORRUPT, "the chain does not end");
+    MYDFS_CO_ASSIGN(auto sc, co_await storage_for(at.group));
+    WalkReq wreq{at, kMaxWalk};
+    MYDFS_CO_ASSIGN(WalkResp w, co_await sc->call(wreq));
+    for (const auto& m : w.slices) {
+      if (m.state != SlotState::LIVE) continue;  // a 301 on the way: its target follows
+      if (m.file_id != file.ino)
+        co_return make_error(Code::CORRUPT, fmt::format("slice {} belongs to file {}, not {}", m.loc, m.file_id, file.ino));
+      out.push_back(SliceInfo{m, offset});
+      offset += m.valid_len;
+    }
+    if (w.end_code != Code::OK)
+      co_return make_error(w.end_code, fmt::format("the chain of file {} breaks at {}", file.ino, w.end_at));
+    at = w.leaves;
+  }
+  co_return out;
+}
+
+Status Client::get(const Attr& file, const Sink& sink, const Progress& progress) {
+  return run([this, file, &sink, &progress]() -> asio::awaitable<Status> { co_return co_await get_async(file, sink, progress); }());
+}
+
+asio::awaitable<Status> Client::get_async(Attr file, const Sink& sink, const Progress& progress) {
+  MYDFS_CO_ASSIGN(auto slices, co_await chain_async(file));
+  uint64_t total = 0;
+  for (auto& s : slices) total += s.meta.valid_len;
+  if (total != file.size)
+    co_return make_error(Code::CORRUPT, fmt::format("file {} is {} bytes but its chain holds {}", file.ino, file.size, total));
+  std::optional<Error> failure;
+  size_t next = 0;
+  uint64_t done_bytes = 0;
+  auto ex = co_await asio::this_coro::executor;
+  auto worker = [&]() -> asio::awaitable<void> {
+    while (!failure && next < slices.size()) {
+      const SliceInfo& s = slices[next++];
+      if (s.meta.valid_len == 0) continue;
+      auto sc = co_await storage_for(s.meta.loc.group);
+      if (!sc.ok()) { failure = sc.error(); co_return; }
+      AlignedBuffer bulk;
+      ReadReq rreq{s.meta.loc, 0, s.meta.valid_len};
+      auto r = co_await (*sc)->call(rreq, {}, &bulk);
+      if (!r.ok()) { failure = r.error(); co_return; }
+      uint64_t want = r->whole ? r->meta.payload_checksum : r->range_checksum;
+      if (bulk.size() != s.meta.valid_len || xxh64(bulk.span()) != want) {
+        failure = make_error(Code::CHECKSUM_MISMATCH, fmt::format("slice {} arrived damaged", s.meta.loc));
+        co_return;
+      }
+      Status st = sink(s.offset, bulk.span());
+      if (!st.ok()) { failure = st.error(); co_return; }
+      done_bytes += bulk.size();
+      if (progress) progress(done_bytes, total);
+    }
+  };
+  co_await await_completion<bool>([&](auto done) {
+    uint32_t workers = std::max<uint32_t>(1, opt_.slices_in_flight);
+    auto left = std::make_shared<uint32_t>(workers);
+    for (uint32_t k = 0; k < workers; ++k)
+      asio::co_spawn(ex, worker(), [left, done](std::exception_ptr) mutable {
+        if (--*left == 0) done(true);
+      });
+  });
+  if (failure) co_return *failure;
+  co_return ok_status();
+}
+
+}  // namespace mydfs::client
