@@ -83,14 +83,15 @@ int call_failed(const Globals& g, std::string_view cmd, const Error& e) {
 
 // ---- The tracker connection ------------------------------------------------------------------
 
-// Connects to the tracker named by g.tracker (resolving a host name once). On failure prints
-// why and returns null with *exit_code set: 2 for a malformed address, 1 for an unknown host.
-std::unique_ptr<proto::SyncClient> open_tracker(const Globals& g, int* exit_code) {
+// The tracker named by g.tracker as a numeric "ADDRESS:PORT" (resolving a host name once). On
+// failure prints why and returns "" with *exit_code set: 2 for a malformed address, 1 for an
+// unknown host.
+std::string resolve_tracker(const Globals& g, int* exit_code) {
   auto hp = parse_host_port(g.tracker);
   if (!hp.ok()) {
     fmt::print(stderr, "mydfs: --tracker: {}\n", hp.error().message);
     *exit_code = kExitUsage;
-    return nullptr;
+    return "";
   }
   std::string host = hp->host;
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -104,7 +105,7 @@ std::unique_ptr<proto::SyncClient> open_tracker(const Globals& g, int* exit_code
     fmt::print(stderr, "mydfs: cannot reach tracker {}: cannot resolve '{}': {}\n", g.tracker, host,
                rc ? gai_strerror(rc) : "no address");
     *exit_code = kExitFailed;
-    return nullptr;
+    return "";
   }
   const addrinfo* pick = res;
   for (const addrinfo* r = res; r; r = r->ai_next) {
@@ -119,12 +120,20 @@ std::unique_ptr<proto::SyncClient> open_tracker(const Globals& g, int* exit_code
   if (rc != 0) {
     fmt::print(stderr, "mydfs: cannot reach tracker {}: {}\n", g.tracker, gai_strerror(rc));
     *exit_code = kExitFailed;
-    return nullptr;
+    return "";
   }
+  return fmt::format("{}:{}", buf, hp->port);
+}
+
+// Connects to the tracker named by g.tracker; null (and *exit_code) as resolve_tracker says.
+std::unique_ptr<proto::SyncClient> open_tracker(const Globals& g, int* exit_code) {
+  std::string addr = resolve_tracker(g, exit_code);
+  if (addr.empty()) return nullptr;
+  auto hp = parse_host_port(addr);
   proto::ClientOptions opt;
   opt.connect_timeout = kConnectTimeout;
   opt.call_timeout = kCallTimeout;
-  return std::make_unique<proto::SyncClient>(buf, hp->port, opt);
+  return std::make_unique<proto::SyncClient>(hp->host, hp->port, opt);
 }
 
 // ---- admin status ----------------------------------------------------------------------------
@@ -262,34 +271,40 @@ int run(int argc, char** argv) {
     bool flag = false;
   } fa;
   auto file_cmd = [&](const char* name, const char* help, std::vector<std::pair<const char*, const char*>> args,
-                      const char* flag, const char* flag_help, std::function<int()> fn) {
+                      const char* flag, const char* flag_help, std::function<int(const std::string&)> fn) {
     CLI::App* cmd = app.add_subcommand(name, help);
     std::string* slots[] = {&fa.a, &fa.b};
     for (size_t i = 0; i < args.size(); ++i) cmd->add_option(args[i].first, *slots[i], args[i].second)->required();
     if (flag) cmd->add_flag(flag, fa.flag, flag_help);
-    cmd->callback([&chosen, fn] { chosen = fn; });
+    // The tracker is resolved to a numeric address the way the admin commands resolve it.
+    cmd->callback([&chosen, &g, fn] {
+      chosen = [&g, fn] {
+        int code = kExitFailed;
+        std::string tracker = resolve_tracker(g, &code);
+        return tracker.empty() ? code : fn(tracker);
+      };
+    });
   };
-  auto T = [&] { return g.tracker; };
   file_cmd("put", "Upload a local file (or - for standard input) to PATH, replacing its content",
            {{"LOCAL", "Local file, or - for standard input"}, {"PATH", "Absolute path in mydfs"}}, nullptr, nullptr,
-           [&] { return cli::cmd_put(T(), fa.a, fa.b); });
+           [&](const std::string& t) { return cli::cmd_put(t, fa.a, fa.b); });
   file_cmd("get", "Download PATH to a local file (or - for standard output)",
            {{"PATH", "Absolute path in mydfs"}, {"LOCAL", "Local file, or - for standard output"}}, nullptr, nullptr,
-           [&] { return cli::cmd_get(T(), fa.a, fa.b); });
+           [&](const std::string& t) { return cli::cmd_get(t, fa.a, fa.b); });
   file_cmd("cat", "Write PATH to standard output", {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr,
-           [&] { return cli::cmd_cat(T(), fa.a); });
+           [&](const std::string& t) { return cli::cmd_cat(t, fa.a); });
   file_cmd("ls", "List a directory (or show a file)", {{"PATH", "Absolute path in mydfs"}}, "-l",
-           "Long format: mode, links, owner, size, mtime", [&] { return cli::cmd_ls(T(), fa.a, fa.flag); });
+           "Long format: mode, links, owner, size, mtime", [&](const std::string& t) { return cli::cmd_ls(t, fa.a, fa.flag); });
   file_cmd("stat", "Show a file's attributes", {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr,
-           [&] { return cli::cmd_stat(T(), fa.a); });
+           [&](const std::string& t) { return cli::cmd_stat(t, fa.a); });
   file_cmd("mkdir", "Create a directory", {{"PATH", "Absolute path in mydfs"}}, "-p,--parents",
-           "Create missing parents; no error if it exists", [&] { return cli::cmd_mkdir(T(), fa.a, fa.flag); });
+           "Create missing parents; no error if it exists", [&](const std::string& t) { return cli::cmd_mkdir(t, fa.a, fa.flag); });
   file_cmd("rm", "Remove a file (or, with -r, a directory tree)", {{"PATH", "Absolute path in mydfs"}},
-           "-r,--recursive", "Remove directories and their contents", [&] { return cli::cmd_rm(T(), fa.a, fa.flag); });
+           "-r,--recursive", "Remove directories and their contents", [&](const std::string& t) { return cli::cmd_rm(t, fa.a, fa.flag); });
   file_cmd("mv", "Rename or move (into a directory)", {{"FROM", "Absolute path"}, {"TO", "Absolute path"}}, nullptr,
-           nullptr, [&] { return cli::cmd_mv(T(), fa.a, fa.b); });
+           nullptr, [&](const std::string& t) { return cli::cmd_mv(t, fa.a, fa.b); });
   file_cmd("chain", "Show a file's slices: location, state, valid_len, offset, next, and its runs",
-           {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&] { return cli::cmd_chain(T(), fa.a); });
+           {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&](const std::string& t) { return cli::cmd_chain(t, fa.a); });
 
   try {
     app.parse(argc, argv);
