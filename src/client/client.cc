@@ -17,6 +17,24 @@ namespace asio = boost::asio;
 using namespace mydfs::proto;
 using storage::kPayloadCapacity;
 
+namespace {
+
+// Runs `count` copies of the coroutine worker() at once on ex and resumes when all have ended:
+// slices move several at a time, each worker taking the next one until none are left.
+template <typename Worker>
+asio::awaitable<void> run_workers(asio::any_io_executor ex, uint64_t count, Worker& worker) {
+  co_await await_completion<bool>([&](auto done) {
+    uint64_t workers = std::max<uint64_t>(1, count);
+    auto left = std::make_shared<uint64_t>(workers);
+    for (uint64_t k = 0; k < workers; ++k)
+      asio::co_spawn(ex, worker(), [left, done](std::exception_ptr) mutable {
+        if (--*left == 0) done(true);
+      });
+  });
+}
+
+}  // namespace
+
 Error fs_error(int err, std::string what) {
   Error e = make_error(Code::FS_ERROR, what.empty() ? std::string(std::strerror(err))
                                                     : fmt::format("{}: {}", what, std::strerror(err)));
@@ -314,14 +332,7 @@ asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size,
       if (progress) progress(done_bytes, size);
     }
   };
-  co_await await_completion<bool>([&](auto done) {
-    uint32_t workers = std::max<uint32_t>(1, std::min<uint64_t>(opt_.slices_in_flight, std::max<uint64_t>(n, 1)));
-    auto left = std::make_shared<uint32_t>(workers);
-    for (uint32_t k = 0; k < workers; ++k)
-      asio::co_spawn(ex, worker(), [left, done](std::exception_ptr) mutable {
-        if (--*left == 0) done(true);
-      });
-  });
+  co_await run_workers(ex, std::min<uint64_t>(opt_.slices_in_flight, std::max<uint64_t>(n, 1)), worker);
   if (failure) co_return *failure;  // the reserved slots stay unreachable: garbage for the collector
   // Publish: one compare-and-set on the version we created or opened.
   NsOp commit;
@@ -403,14 +414,7 @@ asio::awaitable<Status> Client::get_async(Attr file, const Sink& sink, const Pro
       if (progress) progress(done_bytes, total);
     }
   };
-  co_await await_completion<bool>([&](auto done) {
-    uint32_t workers = std::max<uint32_t>(1, opt_.slices_in_flight);
-    auto left = std::make_shared<uint32_t>(workers);
-    for (uint32_t k = 0; k < workers; ++k)
-      asio::co_spawn(ex, worker(), [left, done](std::exception_ptr) mutable {
-        if (--*left == 0) done(true);
-      });
-  });
+  co_await run_workers(ex, opt_.slices_in_flight, worker);
   if (failure) co_return *failure;
   co_return ok_status();
 }

@@ -120,7 +120,7 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, c
       if (n == 0) {
         if (!last || valid_record_after(data, off + 1))
           return make_error(Code::CORRUPT, fmt::format("log record at byte {} of '{}' is corrupt; refusing to "
-                                                       "start (fix or remove the store's data to go on)", off, path));
+                                                       "start (repair or remove the damaged data to go on)", off, path));
         spdlog::warn("log: cutting a torn record at byte {} of '{}' ({} bytes)", off, path, data.size() - off);
         MYDFS_ASSIGN(auto wf, File::open(path, O_RDWR));
         MYDFS_TRY(wf->truncate(off));
@@ -135,7 +135,7 @@ Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, c
         return make_error(Code::CORRUPT, fmt::format("log segment '{}' starts at entry {}, not the {} its name says",
                                                      path, idx, wal->segments_[si].first));
       if (expect == 0 && idx > after + 1)
-        return make_error(Code::CORRUPT, fmt::format("log entries {}..{} are missing (the store's checkpoint is {}); "
+        return make_error(Code::CORRUPT, fmt::format("log entries {}..{} are missing (the checkpoint is {}); "
                                                      "refusing to start", after + 1, idx - 1, after));
       if (expect != 0 && idx != expect)
         return make_error(Code::CORRUPT, fmt::format("log index gap at byte {} of '{}': found {}, expected {}",
