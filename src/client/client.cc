@@ -87,8 +87,6 @@ Result<T> Client::run(asio::awaitable<Result<T>> a) {
 
 std::shared_ptr<RpcClient> Client::connect(const std::string& address) {
   auto hp = parse_host_port(address);
-  ClientOptions unused;
-  (void)unused;
   proto::ClientOptions co;
   co.call_timeout = opt_.call_timeout;
   co.connect_timeout = opt_.connect_timeout;

@@ -184,9 +184,7 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
     f.header = encode_frame(rh);
     writer_.push(std::move(f));
     writer_.finish();
-    closing_ = true;
-    set_deadline(std::chrono::milliseconds(1000));
-    closing_ = false;  // let the watchdog run until it fires
+    set_deadline(std::chrono::milliseconds(1000));  // the watchdog closes it if the peer never reads
   }
 
   awaitable<void> read_loop() {
