@@ -1,5 +1,6 @@
-// libFuzzer target for the wire decoders: proto/frame.h (decode_frame) and proto/messages.h
-// (decode_message<M> for every request and response, decode_status, the response envelope).
+// libFuzzer target for the wire decoders: proto/frame.h (decode_frame), proto/messages.h and
+// proto/tracker_messages.h (decode_message<M> for every request and response, decode_status, the
+// response envelope).
 //
 // Input layout:
 //   * all of it (>= 32 bytes): a frame header for decode_frame. If the header is valid and the
@@ -7,7 +8,9 @@
 //     response flag name (the path a real peer takes).
 //   * bytes 0..1 (u16 LE, modulo the number of cases) choose a decoder, bytes 2.. are its payload;
 //     the last cases instead build a variable-size message (ReserveResp, WalkResp, error body)
-//     from the payload with the encoder and check that it decodes.
+//     from the payload with the encoder and check that it decodes; after those come the tracker
+//     messages (requests, responses, response envelopes), appended last so the selector values of
+//     the older seeds in fuzz/seeds/frame still pick the same decoders.
 // MYDFS_FUZZ_SKIP names (fuzz_check.h): build.
 // Properties, besides "no crash, no sanitizer report":
 //   * decode_frame: a header that passes re-encodes (encode_frame) to the same 32 bytes; a failure
@@ -27,6 +30,7 @@
 #include "fuzz_check.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
+#include "proto/tracker_messages.h"
 
 namespace mydfs::proto {
 namespace {
@@ -99,6 +103,14 @@ struct List {};
 using Requests = List<PingReq, ReserveReq, WriteSlotReq, PatchReq, SetNextReq, SetValidLenReq, RedirectReq,
                       DeleteReq, ReadReq, StatReq, WalkReq, InfoReq>;
 using Responses = List<PingResp, SlotResp, ReserveResp, ReadResp, WalkResp, InfoResp>;
+// Tracker service (proto/tracker_messages.h). All of them round-trip byte for byte, so they get
+// the same strict check as the storage messages. HeartbeatReq.qps is a double carried as its raw
+// u64 bits (memcpy both ways), so any NaN payload, signalling or not, comes back bit-identical on
+// x86-64/AArch64 (copies of a double are plain moves, not arithmetic); if a platform ever
+// canonicalised NaNs in a copy this check would flag it, and the fallback is to compare only the
+// second encoding with the first re-encoding (which check_message also does).
+using TrackerRequests = List<NsReadReq, NsWriteReq, AllocateReq, HeartbeatReq, AddGroupReq, ClusterStatusReq>;
+using TrackerResponses = List<NsReply, AllocateResp, HeartbeatResp, AddGroupResp, ClusterStatusResp>;
 
 template <typename... Ms>
 constexpr size_t count(List<Ms...>) { return sizeof...(Ms); }
@@ -205,9 +217,13 @@ constexpr size_t kNumBuild = 3;
 
 constexpr size_t kNumRequests = count(Requests{});
 constexpr size_t kNumResponses = count(Responses{});
+constexpr size_t kNumTrackerRequests = count(TrackerRequests{});
+constexpr size_t kNumTrackerResponses = count(TrackerResponses{});
 // Cases: every request, every response message, decode_status alone, every response envelope,
-// then the encoder-side builds (ReserveResp, WalkResp, error body).
-constexpr size_t kNumCases = kNumRequests + kNumResponses + 1 + kNumResponses + kNumBuild;
+// then the encoder-side builds (ReserveResp, WalkResp, error body), then every tracker request,
+// every tracker response message and every tracker response envelope.
+constexpr size_t kNumCases = kNumRequests + kNumResponses + 1 + kNumResponses + kNumBuild + kNumTrackerRequests +
+                             kNumTrackerResponses + kNumTrackerResponses;
 
 void check_frame(const unsigned char* data, size_t size) {
   if (size < kFrameHeaderSize) return;
@@ -233,6 +249,7 @@ void check_frame(const unsigned char* data, size_t size) {
   if (size - kFrameHeaderSize >= h.payload_len) {
     std::string_view payload(reinterpret_cast<const char*>(data) + kFrameHeaderSize, h.payload_len);
     by_method(Requests{}, h.type, h.is_response(), payload);
+    by_method(TrackerRequests{}, h.type, h.is_response(), payload);
   }
 }
 
@@ -275,6 +292,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     nth_envelope(Responses{}, sel, p);
     return 0;
   }
-  check_build(sel - kNumResponses, p);
+  sel -= kNumResponses;
+  if (sel < kNumBuild) {
+    check_build(sel, p);
+    return 0;
+  }
+  sel -= kNumBuild;
+  if (sel < kNumTrackerRequests) {
+    nth_message(TrackerRequests{}, sel, p);
+    return 0;
+  }
+  sel -= kNumTrackerRequests;
+  if (sel < kNumTrackerResponses) {
+    nth_message(TrackerResponses{}, sel, p);
+    return 0;
+  }
+  nth_envelope(TrackerResponses{}, sel - kNumTrackerResponses, p);
   return 0;
 }

@@ -502,9 +502,23 @@ bool Namespace::decode(Reader& r) {
     }
     if (n.a.type == FileType::REG) files_++;
     uint64_t id = n.a.ino;
-    inodes_.emplace(id, std::move(n));
+    if (!inodes_.emplace(id, std::move(n)).second) return false;  // an inode twice
   }
-  return r.ok() && inodes_.count(kRootIno) == 1;
+  if (!r.ok()) return false;
+  // The structure must hold together before anyone walks it: the root is a directory, every
+  // directory has its entry table and a directory parent, every entry names an inode that exists.
+  const Inode* root = find(kRootIno);
+  if (!root || root->a.type != FileType::DIR) return false;
+  for (const auto& [id, n] : inodes_) {
+    if (n.a.ino != id || id >= next_ino_) return false;
+    if (n.a.type != FileType::DIR) continue;
+    if (!n.x) return false;
+    const Inode* parent = find(n.x->parent);
+    if (!parent || parent->a.type != FileType::DIR) return false;
+    for (const auto& [cookie, e] : n.x->entries)
+      if (!find(e.ino) || check_name(e.name) != 0) return false;
+  }
+  return true;
 }
 
 bool Namespace::operator==(const Namespace& o) const {
