@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "proto/rpc.h"
 #include "proto/tracker_messages.h"
+#include "../support/ns_op.h"
 #include "../support/temp_dir.h"
 
 namespace mydfs {
@@ -40,14 +41,7 @@ class TrackerDaemon : public ::testing::Test {
     EXPECT_TRUE(mydfs::testing::wait_for_port(port_, 20s)) << d->log();
     return d;
   }
-  static NsOp op(OpType t, uint64_t parent, std::string name) {
-    NsOp o;
-    o.type = t;
-    o.parent = parent;
-    o.name = std::move(name);
-    o.mode = 0644;
-    return o;
-  }
+  static NsOp op(OpType t, uint64_t parent, std::string name) { return mydfs::testing::ns_op(t, parent, std::move(name)); }
 
   mydfs::testing::TempDir dir_;
   uint16_t port_ = 0, http_ = 0;

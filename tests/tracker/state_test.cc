@@ -11,6 +11,7 @@
 
 #include "common/checksum.h"
 #include "tracker/state.h"
+#include "../support/ns_op.h"
 #include "../support/temp_dir.h"
 
 namespace mydfs::tracker {
@@ -33,14 +34,7 @@ class StateTest : public ::testing::Test {
     s.submit(op, [&](int e, OpResult r) { p.set_value({e, std::move(r)}); });
     return p.get_future().get();
   }
-  static NsOp op(OpType t, uint64_t parent, std::string name) {
-    NsOp o;
-    o.type = t;
-    o.parent = parent;
-    o.name = std::move(name);
-    o.mode = 0644;
-    return o;
-  }
+  static NsOp op(OpType t, uint64_t parent, std::string name) { return mydfs::testing::ns_op(t, parent, std::move(name)); }
   // A readable digest of the namespace: inode count, next id, and every root entry.
   static std::string image_of(TrackerState& s) {
     return s.read([](const Namespace& ns, const GroupRegistry&) {
