@@ -14,6 +14,7 @@ void SlotMeta::encode(Writer& w) const {
   w.u32(valid_len);
   w.loc(redirect);
   w.u64(txid);
+  w.u32(tx_primary);
   w.u64(payload_checksum);
   w.u64(applied_index);
 }
@@ -28,6 +29,7 @@ void SlotMeta::decode(Reader& r) {
   valid_len = r.u32();
   redirect = r.loc();
   txid = r.u64();
+  tx_primary = r.u32();
   payload_checksum = r.u64();
   applied_index = r.u64();
 }
@@ -49,6 +51,7 @@ void WriteSlotReq::encode(Writer& w) const {
   w.u64(checksum);
   w.u16(static_cast<uint16_t>(state));
   w.u64(txid);
+  w.u32(tx_primary);
 }
 void WriteSlotReq::decode(Reader& r) {
   loc = r.loc();
@@ -60,6 +63,7 @@ void WriteSlotReq::decode(Reader& r) {
     r.fail();
   state = static_cast<SlotState>(s);
   txid = r.u64();
+  tx_primary = r.u32();
 }
 
 void WalkResp::encode(Writer& w) const {
@@ -81,10 +85,12 @@ void WalkResp::decode(Reader& r) {
 void InfoResp::encode(Writer& w) const {
   w.u32(node_id); w.u32(group_id); w.u32(capacity_slots); w.u32(used_slots);
   w.u32(free_slots); w.u32(high_water); w.u64(applied_index);
+  w.u32(tx_slots); w.u32(tx_decisions);
 }
 void InfoResp::decode(Reader& r) {
   node_id = r.u32(); group_id = r.u32(); capacity_slots = r.u32(); used_slots = r.u32();
   free_slots = r.u32(); high_water = r.u32(); applied_index = r.u64();
+  tx_slots = r.u32(); tx_decisions = r.u32();
 }
 
 void encode_ok(Writer& w) { w.u16(0); }

@@ -22,6 +22,11 @@ enum class Method : uint16_t {
   SET_VALID_LEN = 0x0105,
   REDIRECT = 0x0106,
   DELETE = 0x0107,
+  LOCK = 0x0108,
+  // storage: transactions (client-coordinated two-phase commit)
+  TX_DECIDE = 0x0120,
+  TX_FINISH = 0x0121,
+  TX_FORGET = 0x0122,
   // storage: reads
   READ = 0x0110,
   STAT = 0x0111,
@@ -54,7 +59,8 @@ struct SlotMeta {
   Location next;                // next slice of the chain, null at the tail
   uint32_t valid_len = 0;       // payload bytes that belong to the file
   Location redirect;            // REDIRECT: where the content went
-  uint64_t txid = 0;            // PREPARED by a transaction: its id
+  uint64_t txid = 0;            // PREPARED by a transaction, or LIVE and locked by one: its id
+  uint32_t tx_primary = 0;      // txid != 0: the group that decides the transaction
   uint64_t payload_checksum = 0;  // xxHash64 of the valid_len payload bytes
   uint64_t applied_index = 0;   // log index of the last command applied to this slot
 
@@ -63,7 +69,7 @@ struct SlotMeta {
   friend bool operator==(const SlotMeta&, const SlotMeta&) = default;
 };
 
-constexpr size_t kSlotMetaSize = 74;  // encoded size of a SlotMeta
+constexpr size_t kSlotMetaSize = 78;  // encoded size of a SlotMeta
 
 struct PingResp {
   uint32_t node_id = 0;
@@ -91,13 +97,16 @@ struct ReserveResp {
   void decode(Reader& r);
 };
 // Reserve count slots for file_id: each comes back PREPARED with a fresh gen, ready for WRITE_SLOT.
+// With txid the slots belong to that transaction (an abort, or its timeout, frees them).
 struct ReserveReq {
   static constexpr Method kMethod = Method::RESERVE;
   using Response = ReserveResp;
   uint64_t file_id = 0;
   uint32_t count = 1;
-  void encode(Writer& w) const { w.u64(file_id); w.u32(count); }
-  void decode(Reader& r) { file_id = r.u64(); count = r.u32(); }
+  uint64_t txid = 0;
+  uint32_t tx_primary = 0;
+  void encode(Writer& w) const { w.u64(file_id); w.u32(count); w.u64(txid); w.u32(tx_primary); }
+  void decode(Reader& r) { file_id = r.u64(); count = r.u32(); txid = r.u64(); tx_primary = r.u32(); }
 };
 
 // Fill a reserved slot with bulk (valid_len bytes); state LIVE or PREPARED (with txid).
@@ -110,8 +119,17 @@ struct WriteSlotReq {
   uint64_t checksum = 0;  // xxHash64 of the bulk
   SlotState state = SlotState::LIVE;
   uint64_t txid = 0;
+  uint32_t tx_primary = 0;
   void encode(Writer& w) const;
   void decode(Reader& r);
+};
+
+// Conditions and options shared by the edit commands. expect_applied != 0: the slot's
+// applied_index must still be that value (nothing changed it since the client read it), else
+// CONFLICT. A slot locked by a transaction answers CONFLICT to every edit.
+enum PatchFlags : uint8_t {
+  PATCH_NO_EXTEND = 1,  // the bytes must lie inside valid_len (CONFLICT otherwise)
+  PATCH_SET_NEXT = 2,   // also set the next pointer, in the same command (an append's commit)
 };
 
 // Overwrite bulk bytes at offset of a LIVE/PREPARED slot; may extend valid_len (no holes).
@@ -121,8 +139,14 @@ struct PatchReq {
   Location loc;
   uint32_t offset = 0;
   uint64_t checksum = 0;  // xxHash64 of the bulk
-  void encode(Writer& w) const { w.loc(loc); w.u32(offset); w.u64(checksum); }
-  void decode(Reader& r) { loc = r.loc(); offset = r.u32(); checksum = r.u64(); }
+  uint64_t expect_applied = 0;
+  uint8_t flags = 0;      // PatchFlags
+  Location next;          // PATCH_SET_NEXT
+  void encode(Writer& w) const { w.loc(loc); w.u32(offset); w.u64(checksum); w.u64(expect_applied); w.u8(flags); w.loc(next); }
+  void decode(Reader& r) {
+    loc = r.loc(); offset = r.u32(); checksum = r.u64(); expect_applied = r.u64(); flags = r.u8(); next = r.loc();
+    if (flags & ~3u) r.fail();
+  }
 };
 
 struct SetNextReq {
@@ -130,8 +154,9 @@ struct SetNextReq {
   using Response = SlotResp;
   Location loc;
   Location next;
-  void encode(Writer& w) const { w.loc(loc); w.loc(next); }
-  void decode(Reader& r) { loc = r.loc(); next = r.loc(); }
+  uint64_t expect_applied = 0;
+  void encode(Writer& w) const { w.loc(loc); w.loc(next); w.u64(expect_applied); }
+  void decode(Reader& r) { loc = r.loc(); next = r.loc(); expect_applied = r.u64(); }
 };
 
 // Shrink valid_len; with clear_next the slot also becomes the tail (a truncate in one command).
@@ -141,8 +166,9 @@ struct SetValidLenReq {
   Location loc;
   uint32_t valid_len = 0;
   bool clear_next = false;
-  void encode(Writer& w) const { w.loc(loc); w.u32(valid_len); w.boolean(clear_next); }
-  void decode(Reader& r) { loc = r.loc(); valid_len = r.u32(); clear_next = r.boolean(); }
+  uint64_t expect_applied = 0;
+  void encode(Writer& w) const { w.loc(loc); w.u32(valid_len); w.boolean(clear_next); w.u64(expect_applied); }
+  void decode(Reader& r) { loc = r.loc(); valid_len = r.u32(); clear_next = r.boolean(); expect_applied = r.u64(); }
 };
 
 struct RedirectReq {
@@ -158,8 +184,70 @@ struct DeleteReq {
   static constexpr Method kMethod = Method::DELETE;
   using Response = SlotResp;
   Location loc;
-  void encode(Writer& w) const { w.loc(loc); }
-  void decode(Reader& r) { loc = r.loc(); }
+  uint64_t expect_applied = 0;
+  void encode(Writer& w) const { w.loc(loc); w.u64(expect_applied); }
+  void decode(Reader& r) { loc = r.loc(); expect_applied = r.u64(); }
+};
+
+// Prepare of an old slot in a transaction: the LIVE slot stays readable with its old content but
+// refuses every edit until the transaction ends. On commit it becomes REDIRECT -> on_commit, or
+// DELETED if on_commit is null; on abort it is unlocked unchanged.
+struct LockReq {
+  static constexpr Method kMethod = Method::LOCK;
+  using Response = SlotResp;
+  Location loc;
+  uint64_t txid = 0;
+  uint32_t tx_primary = 0;
+  uint64_t expect_applied = 0;
+  Location on_commit;
+  void encode(Writer& w) const { w.loc(loc); w.u64(txid); w.u32(tx_primary); w.u64(expect_applied); w.loc(on_commit); }
+  void decode(Reader& r) { loc = r.loc(); txid = r.u64(); tx_primary = r.u32(); expect_applied = r.u64(); on_commit = r.loc(); }
+};
+
+enum class TxDecision : uint8_t { NONE = 0, COMMIT = 1, ABORT = 2 };
+struct TxDecideResp {
+  TxDecision decision = TxDecision::NONE;
+  uint32_t finished = 0;  // slots of this group the decision finished
+  void encode(Writer& w) const { w.u8(static_cast<uint8_t>(decision)); w.u32(finished); }
+  void decode(Reader& r) {
+    uint8_t d = r.u8();
+    if (d > 2) r.fail();
+    decision = static_cast<TxDecision>(d);
+    finished = r.u32();
+  }
+};
+// On the primary participant: records the decision unless one is recorded already (the first
+// decision wins, so a participant's timeout abort and a late client commit cannot both win), and
+// finishes this group's slots of the transaction in the same command. want NONE only asks.
+struct TxDecideReq {
+  static constexpr Method kMethod = Method::TX_DECIDE;
+  using Response = TxDecideResp;
+  uint64_t txid = 0;
+  TxDecision want = TxDecision::NONE;
+  void encode(Writer& w) const { w.u64(txid); w.u8(static_cast<uint8_t>(want)); }
+  void decode(Reader& r) {
+    txid = r.u64();
+    uint8_t d = r.u8();
+    if (d > 2) r.fail();
+    want = static_cast<TxDecision>(d);
+  }
+};
+// On another participant, after the primary decided: applies the decision to this group's slots.
+struct TxFinishReq {
+  static constexpr Method kMethod = Method::TX_FINISH;
+  using Response = TxDecideResp;
+  uint64_t txid = 0;
+  bool commit = false;
+  void encode(Writer& w) const { w.u64(txid); w.boolean(commit); }
+  void decode(Reader& r) { txid = r.u64(); commit = r.boolean(); }
+};
+// On the primary, once every participant finished: drops the recorded decision.
+struct TxForgetReq {
+  static constexpr Method kMethod = Method::TX_FORGET;
+  using Response = TxDecideResp;
+  uint64_t txid = 0;
+  void encode(Writer& w) const { w.u64(txid); }
+  void decode(Reader& r) { txid = r.u64(); }
 };
 
 // Read [offset, offset+len) of the valid bytes (len is clipped to valid_len). The bulk carries
@@ -220,6 +308,8 @@ struct InfoResp {
   uint32_t free_slots = 0;
   uint32_t high_water = 0;      // next never-used slot ("startIndex")
   uint64_t applied_index = 0;
+  uint32_t tx_slots = 0;        // slots held by unfinished transactions
+  uint32_t tx_decisions = 0;    // decisions recorded here as a primary, not yet forgotten
   void encode(Writer& w) const;
   void decode(Reader& r);
 };

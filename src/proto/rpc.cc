@@ -25,6 +25,10 @@ std::string_view method_name(uint16_t m) {
     case Method::SET_VALID_LEN: return "set_valid_len";
     case Method::REDIRECT: return "redirect";
     case Method::DELETE: return "delete";
+    case Method::LOCK: return "lock";
+    case Method::TX_DECIDE: return "tx_decide";
+    case Method::TX_FINISH: return "tx_finish";
+    case Method::TX_FORGET: return "tx_forget";
     case Method::READ: return "read";
     case Method::STAT: return "stat";
     case Method::WALK: return "walk";

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 namespace mydfs::proto {
 
 void NsReply::encode(Writer& w) const {
@@ -88,6 +90,19 @@ void AddGroupReq::decode(Reader& r) {
   uint32_t n = r.count(4, 64);
   addresses.resize(n);
   for (auto& a : addresses) a = r.str(512);
+}
+
+Result<std::map<uint32_t, std::string>> usable_group_leaders(const ClusterStatusResp& status) {
+  auto j = nlohmann::json::parse(status.json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("groups") || !j["groups"].is_array())
+    return make_error(Code::BAD_REQUEST, "tracker sent a malformed cluster status");
+  std::map<uint32_t, std::string> out;
+  for (auto& g : j["groups"]) {
+    if (!g.is_object()) continue;
+    if (g.value("usable", false) && g.contains("id") && g["id"].is_number_unsigned())
+      out[g["id"].get<uint32_t>()] = g.value("leader", std::string());
+  }
+  return out;
 }
 
 }  // namespace mydfs::proto

@@ -3,6 +3,7 @@
 // layer returns -err as it is.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -118,5 +119,8 @@ struct ClusterStatusReq {
   void encode(Writer&) const {}
   void decode(Reader&) {}
 };
+
+// The leader address of every usable group in a cluster status (group id -> HOST:PORT).
+Result<std::map<uint32_t, std::string>> usable_group_leaders(const ClusterStatusResp& status);
 
 }  // namespace mydfs::proto

@@ -11,6 +11,10 @@ std::string_view cmd_name(CmdType t) {
     case CmdType::SET_VALID_LEN: return "set_valid_len";
     case CmdType::REDIRECT: return "redirect";
     case CmdType::DELETE: return "delete";
+    case CmdType::LOCK: return "lock";
+    case CmdType::TX_DECIDE: return "tx_decide";
+    case CmdType::TX_FINISH: return "tx_finish";
+    case CmdType::TX_FORGET: return "tx_forget";
   }
   return "unknown";
 }
@@ -27,11 +31,15 @@ void Command::encode(Writer& w) const {
   w.u16(static_cast<uint16_t>(state));
   w.u64(txid);
   w.boolean(clear_next);
+  w.u32(tx_primary);
+  w.u64(expect_applied);
+  w.u8(flags);
+  w.u8(static_cast<uint8_t>(decision));
 }
 
 void Command::decode(Reader& r) {
   uint8_t t = r.u8();
-  if (t < 1 || t > 7) r.fail();
+  if (t < 1 || t > kMaxCmdType) r.fail();
   type = static_cast<CmdType>(t);
   loc = r.loc();
   file_id = r.u64();
@@ -45,6 +53,12 @@ void Command::decode(Reader& r) {
   state = static_cast<proto::SlotState>(s);
   txid = r.u64();
   clear_next = r.boolean();
+  tx_primary = r.u32();
+  expect_applied = r.u64();
+  flags = r.u8();
+  uint8_t d = r.u8();
+  if (d > 2 || (flags & ~3u)) r.fail();
+  decision = static_cast<proto::TxDecision>(d);
 }
 
 }  // namespace mydfs::storage

@@ -18,7 +18,12 @@ enum class CmdType : uint8_t {
   SET_VALID_LEN = 5,  // loc, len, clear_next
   REDIRECT = 6,       // loc, target
   DELETE = 7,         // loc
+  LOCK = 8,           // loc, txid, tx_primary, target (on commit; null = delete)
+  TX_DECIDE = 9,      // txid, decision: record it unless decided, finish this group's slots
+  TX_FINISH = 10,     // txid, decision: finish this group's slots of the transaction
+  TX_FORGET = 11,     // txid: drop the recorded decision
 };
+constexpr uint8_t kMaxCmdType = 11;
 
 struct Command {
   CmdType type = CmdType::RESERVE;
@@ -32,6 +37,10 @@ struct Command {
   proto::SlotState state = proto::SlotState::LIVE;
   uint64_t txid = 0;
   bool clear_next = false;
+  uint32_t tx_primary = 0;
+  uint64_t expect_applied = 0;  // != 0: CONFLICT unless the slot's applied_index is this
+  uint8_t flags = 0;            // PATCH: proto::PatchFlags
+  proto::TxDecision decision = proto::TxDecision::NONE;  // TX_DECIDE, TX_FINISH
 
   void encode(Writer& w) const;
   void decode(Reader& r);

@@ -119,4 +119,16 @@ Status sync_dir(const std::string& dir) {
   return ok_status();
 }
 
+Status write_file_atomic(const std::string& path, std::span<const std::byte> bytes) {
+  std::string tmp = path + ".tmp";
+  {
+    MYDFS_ASSIGN(auto f, File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC));
+    MYDFS_TRY(f->pwrite_all(0, bytes));
+    MYDFS_TRY(f->sync());
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return io_error("cannot rename", tmp, errno);
+  auto slash = path.rfind('/');
+  return sync_dir(slash == std::string::npos ? std::string(".") : path.substr(0, slash));
+}
+
 }  // namespace mydfs::storage

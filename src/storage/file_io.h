@@ -48,4 +48,8 @@ class File {
 // fsync of a directory, so a created or renamed entry survives a crash.
 Status sync_dir(const std::string& dir);
 
+// Replaces path with bytes so that a crash leaves either the old file or the new one whole:
+// write a temporary beside it, fsync, rename over, fsync the directory.
+Status write_file_atomic(const std::string& path, std::span<const std::byte> bytes);
+
 }  // namespace mydfs::storage

@@ -47,6 +47,7 @@ class LocalReplicator final : public Replicator {
   Status open() {
     uint64_t after = store_.superblock().checkpoint_index;
     uint64_t replayed = 0;
+    MYDFS_TRY(sm_.load_decisions(opt_.log_dir));
     auto visit = [&](uint64_t index, std::string_view body) -> Status {
       Reader r(body);
       r.u64();
@@ -118,6 +119,7 @@ class LocalReplicator final : public Replicator {
 
   asio::awaitable<Status> read_barrier() override { co_return ok_status(); }
   uint64_t applied_index() const override { return applied_.load(); }
+  const StateMachine& state_machine() const override { return sm_; }
 
   void stop() override {
     {
@@ -157,6 +159,9 @@ class LocalReplicator final : public Replicator {
 
   Status checkpoint() {
     uint64_t idx = applied_.load();
+    // The decision table first: if the superblock write is lost, replay from the older
+    // checkpoint re-applies set/erase commands over it in order and ends at the same table.
+    MYDFS_TRY(sm_.save_decisions(opt_.log_dir));
     MYDFS_TRY(store_.checkpoint(idx));
     MYDFS_TRY(wal_->truncate_through(idx));
     wal_bytes_ = wal_->bytes();

@@ -41,6 +41,7 @@ struct Config {
   uint32_t max_batch = 256;
   std::string tracker;    // heartbeats go here ("" = none)
   std::string advertise;  // address the tracker knows this node by (default: --listen)
+  uint32_t tx_timeout_ms = 10000;
 };
 
 int fail(const std::string& msg) {
@@ -74,6 +75,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-batch", c.max_batch, "Commands per group commit at most")->capture_default_str();
   app.add_option("--tracker", c.tracker, "Tracker HOST:PORT to send heartbeats to (none if empty)");
   app.add_option("--advertise", c.advertise, "RPC address the tracker knows this node by (default: --listen)");
+  app.add_option("--tx-timeout-ms", c.tx_timeout_ms,
+                 "A transaction holding slots here this long is resolved with its primary group (aborted unless committed)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto logs = setup_logging("storage", c.log_level, c.log_file);
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
   if (*max_frame < 4096 || *max_frame > (64u << 20)) return fail("--max-frame must be between 4KiB and 64MiB");
   if (c.max_batch < 1 || c.max_in_flight < 1 || c.frame_timeout_ms < 1 || c.idle_timeout_ms < 1)
     return fail("--max-batch, --max-in-flight and the timeouts must be positive");
+  if (c.tx_timeout_ms < 100) return fail("--tx-timeout-ms must be at least 100");
   std::optional<HostPort> tracker_addr;
   if (!c.tracker.empty()) {
     auto t = parse_host_port(c.tracker);
@@ -181,6 +186,7 @@ int main(int argc, char** argv) {
 
   server.start();
   http.start();
+  service.start_tx_recovery(io, c.tracker, std::chrono::milliseconds(c.tx_timeout_ms));
   std::string advertise = c.advertise.empty() ? fmt::format("{}:{}", listen->host, server.port()) : c.advertise;
   asio::steady_timer heartbeat_timer(io);
   if (tracker_addr) {
@@ -238,6 +244,7 @@ int main(int argc, char** argv) {
     server.stop();
     http.stop();
     heartbeat_timer.cancel();
+    service.stop_tx_recovery();
     io.stop();
   });
   std::signal(SIGPIPE, SIG_IGN);

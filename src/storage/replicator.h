@@ -10,6 +10,7 @@
 #include "common/result.h"
 #include "storage/command.h"
 #include "storage/slice_store.h"
+#include "storage/state_machine.h"
 
 namespace mydfs::storage {
 
@@ -22,6 +23,8 @@ class Replicator {
   // OK if this node may serve a linearizable read now; NOT_LEADER (with hint) otherwise.
   virtual boost::asio::awaitable<Status> read_barrier() = 0;
   virtual uint64_t applied_index() const = 0;
+  // For reads of transaction state (decisions, pending slots); mutations go through submit().
+  virtual const StateMachine& state_machine() const = 0;
   virtual void stop() = 0;
 };
 

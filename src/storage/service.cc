@@ -4,8 +4,12 @@
 
 #include <shared_mutex>
 
+#include <spdlog/spdlog.h>
+
 #include "common/async.h"
 #include "common/checksum.h"
+#include "common/daemon.h"
+#include "proto/tracker_messages.h"
 
 namespace mydfs::storage {
 
@@ -35,6 +39,8 @@ void StorageService::register_routes(RpcServer& s) {
     r.used_slots = store_.used_slots();
     r.high_water = store_.high_water();
     r.applied_index = repl_.applied_index();
+    r.tx_slots = repl_.state_machine().pending_slots();
+    r.tx_decisions = static_cast<uint32_t>(repl_.state_machine().decision_count());
     co_return r;
   });
 
@@ -55,6 +61,8 @@ void StorageService::register_routes(RpcServer& s) {
         Command c;
         c.type = CmdType::RESERVE;
         c.file_id = req.file_id;
+        c.txid = req.txid;
+        c.tx_primary = req.tx_primary;
         asio::co_spawn(ex, mutate(c, {}), [st, i, done](std::exception_ptr e, Result<SlotMeta> r) mutable {
           st->results[i] = e ? Result<SlotMeta>(make_error(Code::INTERNAL, "reserve threw")) : std::move(r);
           if (--st->left == 0) done(true);
@@ -90,6 +98,7 @@ void StorageService::register_routes(RpcServer& s) {
     c.checksum = req.checksum;
     c.state = req.state;
     c.txid = req.txid;
+    c.tx_primary = req.tx_primary;
     MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, std::move(in.bulk)));
     co_return SlotResp{m};
   });
@@ -101,6 +110,9 @@ void StorageService::register_routes(RpcServer& s) {
     c.offset = req.offset;
     c.len = static_cast<uint32_t>(in.bulk.size());
     c.checksum = req.checksum;
+    c.expect_applied = req.expect_applied;
+    c.flags = req.flags;
+    c.next = req.next;
     if (xxh64(in.bulk.span()) != req.checksum)
       co_return make_error(Code::CHECKSUM_MISMATCH, "patch bytes do not match their checksum");
     MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, std::move(in.bulk)));
@@ -112,6 +124,7 @@ void StorageService::register_routes(RpcServer& s) {
     c.type = CmdType::SET_NEXT;
     c.loc = req.loc;
     c.next = req.next;
+    c.expect_applied = req.expect_applied;
     MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
     co_return SlotResp{m};
   });
@@ -122,6 +135,7 @@ void StorageService::register_routes(RpcServer& s) {
     c.loc = req.loc;
     c.len = req.valid_len;
     c.clear_next = req.clear_next;
+    c.expect_applied = req.expect_applied;
     MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
     co_return SlotResp{m};
   });
@@ -139,8 +153,43 @@ void StorageService::register_routes(RpcServer& s) {
     Command c;
     c.type = CmdType::DELETE;
     c.loc = req.loc;
+    c.expect_applied = req.expect_applied;
     MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
     co_return SlotResp{m};
+  });
+
+  s.route<LockReq>([this](LockReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c;
+    c.type = CmdType::LOCK;
+    c.loc = req.loc;
+    c.txid = req.txid;
+    c.tx_primary = req.tx_primary;
+    c.expect_applied = req.expect_applied;
+    c.target = req.on_commit;
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+    co_return SlotResp{m};
+  });
+
+  s.route<TxDecideReq>([this](TxDecideReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
+    if (req.want == TxDecision::NONE) {
+      MYDFS_CO_TRY(co_await repl_.read_barrier());
+      TxDecideResp r;
+      r.decision = repl_.state_machine().decision(req.txid);
+      co_return r;
+    }
+    co_return co_await decide(req.txid, req.want);
+  });
+
+  s.route<TxFinishReq>([this](TxFinishReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
+    co_return co_await finish(req.txid, req.commit ? TxDecision::COMMIT : TxDecision::ABORT);
+  });
+
+  s.route<TxForgetReq>([this](TxForgetReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
+    Command c;
+    c.type = CmdType::TX_FORGET;
+    c.txid = req.txid;
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+    co_return tx_response(m);
   });
 
   s.route<ReadReq>([this](ReadReq req, Inbound&, Outbound& out) -> asio::awaitable<Result<ReadResp>> {
@@ -245,6 +294,111 @@ asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbo
   r.range_checksum = xxh64(buf.span());
   out.bulk = std::move(buf);
   co_return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+asio::awaitable<Result<TxDecideResp>> StorageService::decide(uint64_t txid, TxDecision want) {
+  Command c;
+  c.type = CmdType::TX_DECIDE;
+  c.txid = txid;
+  c.decision = want;
+  MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+  co_return tx_response(m);
+}
+
+asio::awaitable<Result<TxDecideResp>> StorageService::finish(uint64_t txid, TxDecision d) {
+  Command c;
+  c.type = CmdType::TX_FINISH;
+  c.txid = txid;
+  c.decision = d;
+  MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
+  co_return tx_response(m);
+}
+
+void StorageService::start_tx_recovery(asio::io_context& io, std::string tracker, std::chrono::milliseconds timeout) {
+  tracker_address_ = std::move(tracker);
+  tx_timeout_ = timeout;
+  recovery_timer_.emplace(io);
+  asio::co_spawn(io, tx_recovery_loop(), asio::detached);
+}
+
+void StorageService::stop_tx_recovery() {
+  if (recovery_timer_) recovery_timer_->cancel();
+  if (tracker_) tracker_->close();
+  for (auto& [a, c] : peers_) c->close();
+}
+
+asio::awaitable<void> StorageService::tx_recovery_loop() {
+  auto period = std::clamp<std::chrono::milliseconds>(tx_timeout_ / 4, std::chrono::milliseconds(50),
+                                                      std::chrono::milliseconds(1000));
+  for (;;) {
+    recovery_timer_->expires_after(period);
+    boost::system::error_code ec;
+    co_await recovery_timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    // A transaction is first seen when this loop first meets it (after a restart: then), and
+    // resolved once it has been pending for the whole timeout.
+    auto pending = co_await run_on(io_pool_, [this] { return repl_.state_machine().pending_transactions(); });
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = first_seen_.begin(); it != first_seen_.end();)
+      it = pending.count(it->first) ? std::next(it) : first_seen_.erase(it);
+    for (auto [txid, primary] : pending) {
+      auto [it, fresh] = first_seen_.emplace(txid, now);
+      if (fresh || now - it->second < tx_timeout_) continue;
+      auto r = co_await resolve(txid, primary);
+      if (!r.ok()) {
+        spdlog::warn("transaction {:016x} (primary group {}) is past its timeout and cannot be resolved yet: {}",
+                     txid, primary, r.error().to_string());
+        continue;
+      }
+      spdlog::info("transaction {:016x} was left unfinished; the primary group {} says {}: finished {} slot(s) here",
+                   txid, primary, r->decision == TxDecision::COMMIT ? "committed" : "aborted", r->finished);
+      first_seen_.erase(txid);
+    }
+  }
+}
+
+asio::awaitable<Result<TxDecideResp>> StorageService::resolve(uint64_t txid, uint32_t primary) {
+  // Abort unless committed: the first decision wins at the primary, so if the coordinator is
+  // still alive and decides later, it learns the abort and retries.
+  if (primary == store_.group()) co_return co_await decide(txid, TxDecision::ABORT);
+  MYDFS_CO_ASSIGN(auto peer, co_await leader_of(primary));
+  TxDecideReq ask{txid, TxDecision::ABORT};
+  auto d = co_await peer->call(ask);
+  if (!d.ok()) {
+    leaders_.clear();  // ask the tracker again next time
+    co_return d.take_error();
+  }
+  if (d->decision == TxDecision::NONE) co_return make_error(Code::INTERNAL, "the primary recorded no decision");
+  co_return co_await finish(txid, d->decision);
+}
+
+asio::awaitable<Result<std::shared_ptr<RpcClient>>> StorageService::leader_of(uint32_t group) {
+  auto ex = co_await asio::this_coro::executor;
+  proto::ClientOptions co;
+  co.connect_timeout = std::chrono::milliseconds(1000);
+  co.call_timeout = std::chrono::milliseconds(5000);
+  if (!leaders_.count(group)) {
+    if (tracker_address_.empty())
+      co_return make_error(Code::UNAVAILABLE, fmt::format("no --tracker to find group {}", group));
+    if (!tracker_) {
+      MYDFS_CO_ASSIGN(HostPort hp, parse_host_port(tracker_address_));
+      tracker_ = std::make_shared<RpcClient>(ex, hp.host, hp.port, co);
+    }
+    MYDFS_CO_ASSIGN(ClusterStatusResp st, co_await tracker_->call(ClusterStatusReq{}));
+    MYDFS_CO_ASSIGN(leaders_, usable_group_leaders(st));
+  }
+  auto it = leaders_.find(group);
+  if (it == leaders_.end() || it->second.empty())
+    co_return make_error(Code::UNAVAILABLE, fmt::format("group {} has no reachable leader", group));
+  auto& peer = peers_[it->second];
+  if (!peer) {
+    MYDFS_CO_ASSIGN(HostPort hp, parse_host_port(it->second));
+    peer = std::make_shared<RpcClient>(ex, hp.host, hp.port, co);
+  }
+  co_return peer;
 }
 
 }  // namespace mydfs::storage

@@ -26,7 +26,7 @@ void encode_header(const DiskHeader& h, unsigned char out[kHeaderCopySize]) {
   w.loc(m.next);
   w.u32(m.valid_len);
   w.loc(m.redirect);
-  w.u32(0);
+  w.u32(m.tx_primary);
   w.u64(m.txid);
   w.u64(m.payload_checksum);
   w.u64(m.applied_index);
@@ -49,13 +49,13 @@ HeaderParse decode_header(const unsigned char in[kHeaderCopySize], uint32_t grou
   m.next = r.loc();
   m.valid_len = r.u32();
   m.redirect = r.loc();
-  uint32_t reserved = r.u32();
+  m.tx_primary = r.u32();
   m.txid = r.u64();
   m.payload_checksum = r.u64();
   m.applied_index = r.u64();
   out.seq = r.u64();
   uint64_t sum = r.u64();
-  if (!r.done() || magic != kSlotMagic || version != kFormatVersion || reserved != 0 ||
+  if (!r.done() || magic != kSlotMagic || version != kFormatVersion ||
       !proto::valid_slot_state(state) || m.valid_len > kPayloadCapacity ||
       sum != xxh64(in, kHeaderCopySize - 8))
     return HeaderParse::CORRUPT;

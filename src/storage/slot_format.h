@@ -33,8 +33,8 @@ constexpr uint16_t kFormatVersion = 1;
 //  24 12B next            {group, slot, gen} of the next slice; slot 0 = none
 //  36 u32 valid_len       payload bytes that belong to the file
 //  40 12B redirect        REDIRECT target
-//  52 u32 reserved        zero
-//  56 u64 txid            transaction owning a PREPARED slot
+//  52 u32 tx_primary      group whose primary participant decides the transaction (txid != 0)
+//  56 u64 txid            transaction owning a PREPARED slot, or locking a LIVE one
 //  64 u64 payload_checksum xxHash64 of the valid_len payload bytes
 //  72 u64 applied_index   log index of the last command applied (makes replay idempotent)
 //  80 u64 seq             write sequence; of two valid copies the higher seq wins

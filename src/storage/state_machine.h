@@ -2,14 +2,27 @@
 // the same commands applied to the same store state give the same store state and results, on
 // every replica. Idempotent: a command whose index is not above the slot's applied_index is
 // skipped, so replay after a crash can start anywhere at or before the last checkpoint.
+//
+// Transactions (client-coordinated two-phase commit, docs/ARCHITECTURE.md "Edits"): a
+// transaction's slots carry its txid in their headers — new slots PREPARED (invisible), old
+// slots LIVE but locked against edits. The primary participant keeps the table of decisions
+// (txid -> commit/abort), saved beside the log at every checkpoint; TX_DECIDE records a decision
+// (the first one wins) and finishes the primary's own slots in the same command, so the switch
+// to the new content is one atomic step on one group.
 #pragma once
+#include <map>
+#include <mutex>
+#include <optional>
 #include <span>
+#include <vector>
 
 #include "common/result.h"
 #include "storage/command.h"
 #include "storage/slice_store.h"
 
 namespace mydfs::storage {
+
+using proto::TxDecision;
 
 class StateMachine {
  public:
@@ -19,14 +32,37 @@ class StateMachine {
   Status precheck(const Command& cmd, size_t data_len) const;
 
   // Applies cmd, logged at index. data: PATCH bytes. replay: the command is being re-applied
-  // after a restart, so WRITE_SLOT re-verifies the payload it finds in the slot.
+  // after a restart, so WRITE_SLOT re-verifies the payload it finds in the slot. Transaction
+  // commands (TX_*) answer in the form of tx_result().
   Result<SlotMeta> apply(uint64_t index, const Command& cmd, std::span<const std::byte> data, bool replay);
+
+  // The recorded decision of txid, NONE if there is none.
+  TxDecision decision(uint64_t txid) const;
+  size_t decision_count() const;
+  // Unfinished transactions with slots here: txid -> the group that decides it.
+  std::map<uint64_t, uint32_t> pending_transactions() const;
+  uint32_t pending_slots() const;
+
+  // The decision table, kept beside the log: saved at every checkpoint, loaded before replay.
+  Status save_decisions(const std::string& dir) const;
+  Status load_decisions(const std::string& dir);
 
  private:
   Result<SlotMeta> apply_locked(uint64_t index, const Command& cmd, std::span<const std::byte> data, bool replay);
-  // resolve() plus: the slot must hold data (LIVE or PREPARED).
-  Result<SlotMeta> writable(Location loc) const;
+  Result<SlotMeta> apply_tx(uint64_t index, const Command& cmd);
+  // Commits or aborts every slot of txid here; returns how many it changed.
+  Result<uint32_t> finish(uint64_t index, uint64_t txid, TxDecision d);
+  // resolve() plus: the slot holds data (LIVE or PREPARED) and no transaction holds it.
+  Result<SlotMeta> writable(Location loc, uint64_t expect_applied) const;
+
   SliceStore& store_;
+  mutable std::mutex tx_mu_;
+  std::map<uint64_t, TxDecision> decisions_;
 };
+
+// The answer of a transaction command, carried in a SlotMeta: txid, state LIVE = committed,
+// DELETED = aborted, FREE = undecided, valid_len = slots finished by the command.
+SlotMeta tx_result(uint64_t txid, TxDecision d, uint32_t finished);
+proto::TxDecideResp tx_response(const SlotMeta& m);
 
 }  // namespace mydfs::storage

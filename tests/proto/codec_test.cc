@@ -18,6 +18,7 @@ SlotMeta sample_meta() {
   m.valid_len = 4190208;
   m.redirect = L(5, 6, 7);
   m.txid = 99;
+  m.tx_primary = 3;
   m.payload_checksum = 0xdeadbeefcafef00dull;
   m.applied_index = 12345;
   return m;
@@ -40,14 +41,14 @@ void expect_round_trip(const M& m) {
 TEST(Codec, roundTrip_everyMessage) {
   expect_round_trip(PingReq{});
   expect_round_trip(PingResp{7, 8});
-  expect_round_trip(ReserveReq{42, 5});
+  expect_round_trip(ReserveReq{42, 5, 0x1234, 3});
   expect_round_trip(ReserveResp{{L(1, 2, 3), L(1, 4, 5)}});
-  expect_round_trip(WriteSlotReq{L(1, 2, 3), 9, L(2, 3, 4), 0xabc, SlotState::PREPARED, 77});
-  expect_round_trip(PatchReq{L(1, 2, 3), 4096, 0x55});
-  expect_round_trip(SetNextReq{L(1, 2, 3), L(9, 8, 7)});
-  expect_round_trip(SetValidLenReq{L(1, 2, 3), 100, true});
+  expect_round_trip(WriteSlotReq{L(1, 2, 3), 9, L(2, 3, 4), 0xabc, SlotState::PREPARED, 77, 2});
+  expect_round_trip(PatchReq{L(1, 2, 3), 4096, 0x55, 12, PATCH_SET_NEXT, L(3, 2, 1)});
+  expect_round_trip(SetNextReq{L(1, 2, 3), L(9, 8, 7), 5});
+  expect_round_trip(SetValidLenReq{L(1, 2, 3), 100, true, 6});
   expect_round_trip(RedirectReq{L(1, 2, 3), L(4, 5, 6)});
-  expect_round_trip(DeleteReq{L(1, 2, 3)});
+  expect_round_trip(DeleteReq{L(1, 2, 3), 7});
   expect_round_trip(ReadReq{L(1, 2, 3), 10, 20});
   expect_round_trip(ReadResp{sample_meta(), 5, true, 0x77});
   expect_round_trip(StatReq{L(1, 2, 3)});
@@ -60,7 +61,12 @@ TEST(Codec, roundTrip_everyMessage) {
   w.end_at = L(1, 1, 1);
   expect_round_trip(w);
   expect_round_trip(InfoReq{});
-  expect_round_trip(InfoResp{1, 2, 3, 4, 5, 6, 7});
+  expect_round_trip(InfoResp{1, 2, 3, 4, 5, 6, 7, 8, 9});
+  expect_round_trip(LockReq{L(1, 2, 3), 0xfeed, 4, 99, L(4, 5, 6)});
+  expect_round_trip(TxDecideReq{0xfeed, TxDecision::ABORT});
+  expect_round_trip(TxDecideResp{TxDecision::COMMIT, 3});
+  expect_round_trip(TxFinishReq{0xfeed, true});
+  expect_round_trip(TxForgetReq{0xfeed});
 }
 
 TEST(Codec, slotMetaFields_survive) {
@@ -82,7 +88,7 @@ TEST(Codec, invalidEnums_rejected) {
   EXPECT_FALSE(decode_message<WriteSlotReq>(wb).ok());
   SetValidLenReq v{L(1, 2, 3), 1, true};
   std::string vb = encode_message(v);
-  vb.back() = 2;  // bool must be 0 or 1
+  vb[16] = 2;  // clear_next: a bool must be 0 or 1
   EXPECT_FALSE(decode_message<SetValidLenReq>(vb).ok());
 }
 

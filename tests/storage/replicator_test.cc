@@ -347,5 +347,179 @@ TEST(Replicator, logWriteFails_failStop_acknowledgedDataKept) {
   EXPECT_EQ(c.state, SlotState::PREPARED);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Transactions: lock old slots, prepare new ones, decide on the primary, finish elsewhere.
+
+Command tx_cmd(CmdType t, uint64_t txid, TxDecision d = TxDecision::NONE) {
+  Command c;
+  c.type = t;
+  c.txid = txid;
+  c.decision = d;
+  return c;
+}
+
+Result<SlotMeta> lock(Node& n, Location loc, uint64_t txid, uint64_t expect, Location on_commit = {}) {
+  Command c;
+  c.type = CmdType::LOCK;
+  c.loc = loc;
+  c.txid = txid;
+  c.tx_primary = 1;
+  c.expect_applied = expect;
+  c.target = on_commit;
+  return n.submit(c);
+}
+
+// A prepared copy-on-write slot of transaction txid holding data.
+SlotMeta prepared(Node& n, uint64_t txid, const AlignedBuffer& data, Location next = {}) {
+  Command r;
+  r.type = CmdType::RESERVE;
+  r.file_id = 7;
+  r.txid = txid;
+  r.tx_primary = 1;
+  auto res = n.submit(r);
+  EXPECT_TRUE(res.ok());
+  Command w;
+  w.type = CmdType::WRITE_SLOT;
+  w.loc = res->loc;
+  w.file_id = 7;
+  w.next = next;
+  w.len = static_cast<uint32_t>(data.size());
+  w.checksum = xxh64(data.span());
+  w.state = SlotState::PREPARED;
+  w.txid = txid;
+  w.tx_primary = 1;
+  auto wr = n.submit(w, AlignedBuffer::copy_of(data.span()));
+  EXPECT_TRUE(wr.ok()) << wr.error().to_string();
+  return *wr;
+}
+
+TEST(Transactions, commit_redirectsOldAndPublishesNew_inOneCommand) {
+  mydfs::testing::TempDir d;
+  Node n(d.path());
+  auto a = n.write(n.reserve().loc, pattern(100, 1));
+  auto b = n.write(n.reserve().loc, pattern(50, 2));
+  ASSERT_TRUE(a.ok() && b.ok());
+  const uint64_t tx = 0xabc;
+  SlotMeta fresh = prepared(n, tx, pattern(120, 3));
+  // The edit was computed from a's state at a->applied_index: a stale expectation conflicts.
+  EXPECT_EQ(lock(n, a->loc, tx, a->applied_index - 1).code(), Code::CONFLICT);
+  ASSERT_TRUE(lock(n, a->loc, tx, a->applied_index, fresh.loc).ok());
+  ASSERT_TRUE(lock(n, b->loc, tx, b->applied_index).ok());
+  ASSERT_TRUE(lock(n, b->loc, tx, b->applied_index).ok()) << "a retried lock is harmless";
+  EXPECT_EQ(lock(n, b->loc, tx + 1, 0).code(), Code::CONFLICT) << "another transaction";
+  // While locked: old content still readable, every edit refused; the new slot stays invisible.
+  EXPECT_EQ(n.read_all(a->loc.slot), str(pattern(100, 1)));
+  EXPECT_EQ(n.patch(a->loc, 0, pattern(4, 9)).code(), Code::CONFLICT);
+  EXPECT_EQ(n.simple(CmdType::DELETE, b->loc).code(), Code::CONFLICT);
+  EXPECT_EQ(n.repl->state_machine().pending_slots(), 3u);
+  auto pend = n.repl->state_machine().pending_transactions();
+  ASSERT_EQ(pend.size(), 1u);
+  EXPECT_EQ(pend.begin()->first, tx);
+
+  auto dec = n.submit(tx_cmd(CmdType::TX_DECIDE, tx, TxDecision::COMMIT));
+  ASSERT_TRUE(dec.ok()) << dec.error().to_string();
+  EXPECT_EQ(tx_response(*dec).decision, TxDecision::COMMIT);
+  EXPECT_EQ(tx_response(*dec).finished, 3u);
+  EXPECT_EQ(n.store->resolve(a->loc).code(), Code::REDIRECT);
+  EXPECT_EQ(n.store->resolve(b->loc).code(), Code::DELETED);
+  auto now = n.store->resolve(fresh.loc);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->state, SlotState::LIVE);
+  EXPECT_EQ(now->txid, 0u);
+  EXPECT_EQ(n.repl->state_machine().pending_slots(), 0u);
+  // The first decision wins: a late abort (a participant's timeout) learns the commit.
+  auto late = n.submit(tx_cmd(CmdType::TX_DECIDE, tx, TxDecision::ABORT));
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(tx_response(*late).decision, TxDecision::COMMIT);
+  EXPECT_EQ(n.repl->state_machine().decision(tx), TxDecision::COMMIT);
+  ASSERT_TRUE(n.submit(tx_cmd(CmdType::TX_FORGET, tx)).ok());
+  EXPECT_EQ(n.repl->state_machine().decision(tx), TxDecision::NONE);
+}
+
+TEST(Transactions, abort_unlocksOldAndFreesNew) {
+  mydfs::testing::TempDir d;
+  Node n(d.path());
+  auto a = n.write(n.reserve().loc, pattern(100, 1));
+  ASSERT_TRUE(a.ok());
+  SlotMeta fresh = prepared(n, 5, pattern(10, 3));
+  ASSERT_TRUE(lock(n, a->loc, 5, a->applied_index, fresh.loc).ok());
+  // Another participant of the same transaction finishes by TX_FINISH, not by deciding.
+  auto fin = n.submit(tx_cmd(CmdType::TX_FINISH, 5, TxDecision::ABORT));
+  ASSERT_TRUE(fin.ok());
+  EXPECT_EQ(tx_response(*fin).finished, 2u);
+  auto back = n.store->resolve(a->loc);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->txid, 0u);
+  EXPECT_TRUE(back->redirect.null());
+  EXPECT_EQ(n.store->resolve(fresh.loc).code(), Code::DELETED);
+  EXPECT_TRUE(n.patch(a->loc, 0, pattern(4, 9)).ok()) << "unlocked again";
+  EXPECT_EQ(n.repl->state_machine().decision(5), TxDecision::NONE) << "only TX_DECIDE records";
+}
+
+TEST(Transactions, preparedSlotsAndDecisions_surviveCrashAndCheckpoint) {
+  mydfs::testing::TempDir d;
+  std::string img = d.path() + "/image";
+  {
+    Node n(d.path() + "/node", /*checkpoint_bytes=*/1);  // a checkpoint after every batch
+    auto a = n.write(n.reserve().loc, pattern(100, 1));
+    ASSERT_TRUE(a.ok());
+    SlotMeta fresh = prepared(n, 77, pattern(10, 3));
+    ASSERT_TRUE(lock(n, a->loc, 77, a->applied_index, fresh.loc).ok());
+    ASSERT_TRUE(n.submit(tx_cmd(CmdType::TX_DECIDE, 99, TxDecision::ABORT)).ok());
+    ASSERT_TRUE(n.submit(tx_cmd(CmdType::TX_DECIDE, 98, TxDecision::COMMIT)).ok());
+    crash_image(d.path() + "/node", img);
+  }
+  Node n(img);
+  EXPECT_EQ(n.repl->state_machine().pending_slots(), 2u);
+  EXPECT_EQ(n.repl->state_machine().decision(99), TxDecision::ABORT);
+  EXPECT_EQ(n.repl->state_machine().decision(98), TxDecision::COMMIT);
+  auto pend = n.repl->state_machine().pending_transactions();
+  ASSERT_EQ(pend.count(77), 1u);
+  EXPECT_EQ(pend[77], 1u);
+}
+
+TEST(Transactions, damagedDecisionTable_refusesToStart) {
+  mydfs::testing::TempDir d;
+  {
+    Node n(d.path());
+    ASSERT_TRUE(n.submit(tx_cmd(CmdType::TX_DECIDE, 5, TxDecision::COMMIT)).ok());
+  }
+  std::string path = d.path() + "/wal/tx-decisions";
+  ASSERT_TRUE(fs::exists(path));
+  {
+    auto f = File::open(path, O_RDWR);
+    ASSERT_TRUE(f.ok());
+    std::byte junk{0x5a};
+    ASSERT_TRUE((*f)->pwrite_all(9, std::span(&junk, 1)).ok());
+  }
+  EXPECT_THROW(Node n(d.path()), std::runtime_error);
+}
+
+TEST(Transactions, editConditions_expectAppliedAndNoExtend) {
+  mydfs::testing::TempDir d;
+  Node n(d.path());
+  auto a = n.write(n.reserve().loc, pattern(100, 1));
+  ASSERT_TRUE(a.ok());
+  Command p;
+  p.type = CmdType::PATCH;
+  p.loc = a->loc;
+  p.offset = 90;
+  AlignedBuffer bytes = pattern(20, 4);
+  p.len = 20;
+  p.checksum = xxh64(bytes.span());
+  p.flags = proto::PATCH_NO_EXTEND;
+  EXPECT_EQ(n.submit(p, AlignedBuffer::copy_of(bytes.span())).code(), Code::CONFLICT) << "would extend";
+  p.flags = proto::PATCH_SET_NEXT;
+  p.next = Location{1, 9, 9};
+  p.expect_applied = a->applied_index + 100;
+  EXPECT_EQ(n.submit(p, AlignedBuffer::copy_of(bytes.span())).code(), Code::CONFLICT) << "stale expectation";
+  p.expect_applied = a->applied_index;
+  auto ok = n.submit(p, AlignedBuffer::copy_of(bytes.span()));
+  ASSERT_TRUE(ok.ok()) << ok.error().to_string();
+  EXPECT_EQ(ok->valid_len, 110u);
+  EXPECT_EQ(ok->next, (Location{1, 9, 9})) << "patch and link in one command";
+}
+
 }  // namespace
 }  // namespace mydfs::storage
