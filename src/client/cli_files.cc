@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "client/client.h"
+#include "common/daemon.h"
 
 namespace mydfs::cli {
 
@@ -25,12 +27,53 @@ constexpr int kFailed = 1;
 std::unique_ptr<Client> open_client(const std::string& tracker) {
   client::ClientOptions o;
   o.tracker = tracker;
+  // Tuning and test knobs (docs/OPERATIONS.md): smaller slices for new data, and a pause after a
+  // transaction's prepare so a test can kill a process at exactly that point.
+  if (const char* sb = std::getenv("MYDFS_SLICE_BYTES"); sb && *sb) {
+    auto v = parse_size(sb);
+    if (v.ok()) o.slice_bytes = static_cast<uint32_t>(std::min<uint64_t>(*v, UINT32_MAX));
+  }
+  if (const char* p = std::getenv("MYDFS_TEST_PAUSE_AFTER_PREPARE_MS"); p && *p) {
+    int ms = std::atoi(p);
+    o.after_prepare = [ms](uint64_t txid) {
+      fmt::print(stderr, "mydfs: transaction {:016x} prepared; pausing {} ms\n", txid, ms);
+      std::fflush(stderr);
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    };
+  }
   return std::make_unique<Client>(o);
+}
+
+// The bytes of LOCAL ("-" = standard input), whole in memory.
+Result<std::string> read_local(const std::string& local) {
+  int fd = local == "-" ? 0 : ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(Code::IO_ERROR, fmt::format("cannot open '{}': {}", local, std::strerror(errno)));
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      if (fd != 0) ::close(fd);
+      return make_error(Code::IO_ERROR, fmt::format("cannot read '{}': {}", local, std::strerror(e)));
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  if (fd != 0) ::close(fd);
+  return data;
+}
+
+Result<uint64_t> parse_number(const std::string& what, const std::string& s) {
+  auto v = parse_size(s);
+  if (!v.ok()) return make_error(Code::BAD_REQUEST, fmt::format("invalid {} '{}'", what, s));
+  return *v;
 }
 
 // coreutils style: "mydfs: cannot VERB 'PATH': reason".
 int fail(const std::string& verb, const std::string& path, const Error& e) {
-  std::string why = e.code == Code::FS_ERROR ? std::strerror(error_errno(e)) : e.to_string();
+  std::string why = e.code == Code::FS_ERROR ? e.message : e.to_string();
   fmt::print(stderr, "mydfs: cannot {} '{}': {}\n", verb, path, why);
   return kFailed;
 }
@@ -137,7 +180,9 @@ int cmd_get(const std::string& tracker, const std::string& path, const std::stri
   }
   ProgressBar bar;
   if (fd == 1) bar.tty = false;
-  bool seekable = fd != 1 || ::lseek(1, 0, SEEK_CUR) >= 0;
+  // A seekable standard output (a file) is written in place from its current position.
+  off_t base = fd == 1 ? ::lseek(1, 0, SEEK_CUR) : 0;
+  bool seekable = fd != 1 || base >= 0;
   uint64_t written = 0;
   // Slices arrive in any order; a pipe needs them in order, so those are buffered until their turn.
   std::map<uint64_t, std::string> pending;
@@ -145,7 +190,8 @@ int cmd_get(const std::string& tracker, const std::string& path, const std::stri
     auto write_at = [&](uint64_t o, const char* p, size_t n) -> Status {
       size_t done = 0;
       while (done < n) {
-        ssize_t w = seekable ? ::pwrite(fd, p + done, n - done, static_cast<off_t>(o + done)) : ::write(fd, p + done, n - done);
+        ssize_t w = seekable ? ::pwrite(fd, p + done, n - done, base + static_cast<off_t>(o + done))
+                             : ::write(fd, p + done, n - done);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) return make_error(Code::IO_ERROR, fmt::format("write '{}': {}", local, std::strerror(errno)));
         done += static_cast<size_t>(w);
@@ -162,8 +208,10 @@ int cmd_get(const std::string& tracker, const std::string& path, const std::stri
     }
     return ok_status();
   }, [&](uint64_t d, uint64_t t) { bar(d, t); });
+  if (fd == 1 && seekable && st.ok()) ::lseek(1, base + static_cast<off_t>(*st), SEEK_SET);
   if (fd != 1) {
-    if (::ftruncate(fd, static_cast<off_t>(a->size)) != 0 || ::close(fd) != 0) {
+    uint64_t total = st.ok() ? *st : 0;
+    if (::ftruncate(fd, static_cast<off_t>(total)) != 0 || ::close(fd) != 0) {
       fmt::print(stderr, "mydfs: cannot write '{}': {}\n", local, std::strerror(errno));
       return kFailed;
     }
@@ -252,6 +300,86 @@ int cmd_chain(const std::string& tracker, const std::string& path) {
     fmt::print("  {:>4}  {:<16} {:>5} {:>10} {:>14}  {}\n", i, fmt::format("{}", s.meta.loc),
                static_cast<int>(s.meta.state), s.meta.valid_len, s.offset, s.meta.next);
   }
+  return kOk;
+}
+
+// Edits. Numbers accept the size suffixes of the daemons' flags (4096, 4KiB, 1M).
+
+int cmd_append(const std::string& tracker, const std::string& path, const std::string& local) {
+  int fd = local == "-" ? -1 : ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+  if (local != "-" && fd < 0) {
+    fmt::print(stderr, "mydfs: cannot open '{}': {}\n", local, std::strerror(errno));
+    return kFailed;
+  }
+  struct stat st{};
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    fmt::print(stderr, "mydfs: cannot append '{}': not a regular file\n", local);
+    ::close(fd);
+    return kFailed;
+  }
+  std::string data;
+  if (fd < 0) {
+    auto in = read_local("-");
+    if (!in.ok()) return fail("append to", path, in.error());
+    data = std::move(*in);
+  }
+  uint64_t size = fd >= 0 ? static_cast<uint64_t>(st.st_size) : data.size();
+  auto c = open_client(tracker);
+  // The file must exist or be creatable, like `>>` in a shell.
+  if (auto a = c->stat(path); !a.ok() && client::error_errno(a.error()) == ENOENT) {
+    auto made = c->put(path, 0, [](uint64_t, std::span<std::byte>) -> Result<size_t> { return size_t{0}; });
+    if (!made.ok() && client::error_errno(made.error()) != ESTALE) return fail("create", path, made.error());
+  }
+  ProgressBar bar;
+  auto r = c->append(path, size, [&](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
+    if (fd < 0) {
+      size_t n = std::min<size_t>(out.size(), data.size() - std::min<size_t>(off, data.size()));
+      std::memcpy(out.data(), data.data() + off, n);
+      return n;
+    }
+    for (;;) {
+      ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return make_error(Code::IO_ERROR, fmt::format("read '{}': {}", local, std::strerror(errno)));
+      return static_cast<size_t>(n);
+    }
+  }, [&](uint64_t d, uint64_t t) { bar(d, t); });
+  if (fd >= 0) ::close(fd);
+  if (!r.ok()) return fail("append to", path, r.error());
+  return kOk;
+}
+
+int cmd_write_at(const std::string& tracker, const std::string& path, const std::string& offset, const std::string& local) {
+  auto off = parse_number("offset", offset);
+  if (!off.ok()) return fail("write", path, off.error());
+  auto data = read_local(local);
+  if (!data.ok()) return fail("write", path, data.error());
+  auto c = open_client(tracker);
+  auto r = c->write_at(path, *off, *data);
+  if (!r.ok()) return fail("write", path, r.error());
+  return kOk;
+}
+
+int cmd_splice(const std::string& tracker, const std::string& path, const std::string& offset, const std::string& del_len,
+               const std::string& local) {
+  auto off = parse_number("offset", offset);
+  if (!off.ok()) return fail("splice", path, off.error());
+  auto del = parse_number("length", del_len);
+  if (!del.ok()) return fail("splice", path, del.error());
+  auto data = read_local(local);
+  if (!data.ok()) return fail("splice", path, data.error());
+  auto c = open_client(tracker);
+  auto r = c->splice(path, *off, *del, *data);
+  if (!r.ok()) return fail("splice", path, r.error());
+  return kOk;
+}
+
+int cmd_truncate(const std::string& tracker, const std::string& path, const std::string& size) {
+  auto n = parse_number("size", size);
+  if (!n.ok()) return fail("truncate", path, n.error());
+  auto c = open_client(tracker);
+  auto r = c->truncate(path, *n);
+  if (!r.ok()) return fail("truncate", path, r.error());
   return kOk;
 }
 

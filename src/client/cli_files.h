@@ -1,4 +1,5 @@
-// File commands of the `mydfs` CLI: put, get, cat, ls, stat, mkdir, rm, mv, chain. Each returns
+// File commands of the `mydfs` CLI: put, get, cat, ls, stat, mkdir, rm, mv, chain, append, write-at,
+// splice, truncate. Each returns
 // an exit code (0 ok, 1 failed) and reports errors the way coreutils does:
 //   mydfs: cannot stat '/x': No such file or directory
 #pragma once
@@ -15,5 +16,10 @@ int cmd_mkdir(const std::string& tracker, const std::string& path, bool parents)
 int cmd_rm(const std::string& tracker, const std::string& path, bool recursive);
 int cmd_mv(const std::string& tracker, const std::string& from, const std::string& to);
 int cmd_chain(const std::string& tracker, const std::string& path);
+int cmd_append(const std::string& tracker, const std::string& path, const std::string& local);
+int cmd_write_at(const std::string& tracker, const std::string& path, const std::string& offset, const std::string& local);
+int cmd_splice(const std::string& tracker, const std::string& path, const std::string& offset, const std::string& del_len,
+               const std::string& local);
+int cmd_truncate(const std::string& tracker, const std::string& path, const std::string& size);
 
 }  // namespace mydfs::cli

@@ -267,13 +267,13 @@ int run(int argc, char** argv) {
 
   // File commands (client/cli_files.h).
   struct FileArgs {
-    std::string a, b;
+    std::string a, b, c, d;
     bool flag = false;
   } fa;
   auto file_cmd = [&](const char* name, const char* help, std::vector<std::pair<const char*, const char*>> args,
                       const char* flag, const char* flag_help, std::function<int(const std::string&)> fn) {
     CLI::App* cmd = app.add_subcommand(name, help);
-    std::string* slots[] = {&fa.a, &fa.b};
+    std::string* slots[] = {&fa.a, &fa.b, &fa.c, &fa.d};
     for (size_t i = 0; i < args.size(); ++i) cmd->add_option(args[i].first, *slots[i], args[i].second)->required();
     if (flag) cmd->add_flag(flag, fa.flag, flag_help);
     // The tracker is resolved to a numeric address the way the admin commands resolve it.
@@ -303,6 +303,20 @@ int run(int argc, char** argv) {
            "-r,--recursive", "Remove directories and their contents", [&](const std::string& t) { return cli::cmd_rm(t, fa.a, fa.flag); });
   file_cmd("mv", "Rename or move (into a directory)", {{"FROM", "Absolute path"}, {"TO", "Absolute path"}}, nullptr,
            nullptr, [&](const std::string& t) { return cli::cmd_mv(t, fa.a, fa.b); });
+  file_cmd("append", "Append a local file (or - for standard input) to PATH, creating it if needed",
+           {{"PATH", "Absolute path in mydfs"}, {"LOCAL", "Local file, or - for standard input"}}, nullptr, nullptr,
+           [&](const std::string& t) { return cli::cmd_append(t, fa.a, fa.b); });
+  file_cmd("write-at", "Overwrite PATH at OFFSET with a local file's bytes (the file grows if they reach past its end)",
+           {{"PATH", "Absolute path in mydfs"}, {"OFFSET", "Byte offset (suffixes K, M, G, KiB, MiB, GiB)"},
+            {"LOCAL", "Local file, or - for standard input"}}, nullptr, nullptr,
+           [&](const std::string& t) { return cli::cmd_write_at(t, fa.a, fa.b, fa.c); });
+  file_cmd("splice", "Replace DEL_LEN bytes of PATH at OFFSET with a local file's bytes (any length: the file grows or shrinks in the middle)",
+           {{"PATH", "Absolute path in mydfs"}, {"OFFSET", "Byte offset, at most the file size"},
+            {"DEL_LEN", "Bytes to remove at OFFSET (0 inserts)"}, {"LOCAL", "Local file, or - for standard input"}},
+           nullptr, nullptr, [&](const std::string& t) { return cli::cmd_splice(t, fa.a, fa.b, fa.c, fa.d); });
+  file_cmd("truncate", "Shrink or extend PATH to SIZE bytes (extension reads as zeros)",
+           {{"PATH", "Absolute path in mydfs"}, {"SIZE", "New size in bytes (suffixes as for OFFSET)"}}, nullptr, nullptr,
+           [&](const std::string& t) { return cli::cmd_truncate(t, fa.a, fa.b); });
   file_cmd("chain", "Show a file's slices: location, state, valid_len, offset, next, and its runs",
            {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&](const std::string& t) { return cli::cmd_chain(t, fa.a); });
 

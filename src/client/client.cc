@@ -4,8 +4,6 @@
 #include <cstring>
 #include <future>
 
-#include <nlohmann/json.hpp>
-
 #include "common/async.h"
 #include "common/checksum.h"
 #include "common/daemon.h"
@@ -17,23 +15,15 @@ namespace asio = boost::asio;
 using namespace mydfs::proto;
 using storage::kPayloadCapacity;
 
-namespace {
-
-// Runs `count` copies of the coroutine worker() at once on ex and resumes when all have ended:
-// slices move several at a time, each worker taking the next one until none are left.
-template <typename Worker>
-asio::awaitable<void> run_workers(asio::any_io_executor ex, uint64_t count, Worker& worker) {
-  co_await await_completion<bool>([&](auto done) {
-    uint64_t workers = std::max<uint64_t>(1, count);
-    auto left = std::make_shared<uint64_t>(workers);
-    for (uint64_t k = 0; k < workers; ++k)
-      asio::co_spawn(ex, worker(), [left, done](std::exception_ptr) mutable {
-        if (--*left == 0) done(true);
-      });
-  });
+bool retryable(Code c) {
+  return c == Code::CONFLICT || c == Code::STALE || c == Code::DELETED || c == Code::REDIRECT || c == Code::NOT_FOUND;
 }
 
-}  // namespace
+Timespec now_timespec() {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec)};
+}
 
 Error fs_error(int err, std::string what) {
   Error e = make_error(Code::FS_ERROR, what.empty() ? std::string(std::strerror(err))
@@ -111,10 +101,8 @@ asio::awaitable<Result<std::string>> Client::leader_of(uint32_t group, bool refr
   if (!tracker_) tracker_ = connect(opt_.tracker);
   auto st = co_await tracker_->call(ClusterStatusReq{});
   if (!st.ok()) co_return st.take_error();
-  auto j = nlohmann::json::parse(st->json, nullptr, false);
-  if (j.is_discarded()) co_return make_error(Code::BAD_REQUEST, "tracker sent malformed status");
-  for (auto& g : j["groups"])
-    if (g.value("usable", false)) leaders_[g.value("id", 0u)] = g.value("leader", std::string());
+  MYDFS_CO_ASSIGN(auto leaders, usable_group_leaders(*st));
+  for (auto& [g, addr] : leaders) leaders_[g] = addr;
   auto it = leaders_.find(group);
   if (it == leaders_.end() || it->second.empty())
     co_return make_error(Code::UNAVAILABLE, fmt::format("group {} has no reachable leader", group));
@@ -184,6 +172,14 @@ Result<std::vector<DirEntry>> Client::list(uint64_t dir) {
 
 Result<NsReply> Client::ns_write(NsOp op) { return run(ns_write_async(std::move(op))); }
 
+void Client::release(std::vector<Location> heads) {
+  if (heads.empty()) return;
+  (void)run([this, heads]() -> asio::awaitable<Result<bool>> {
+    co_await free_chains(heads);
+    co_return true;
+  }());
+}
+
 Result<Attr> Client::mkdir(const std::string& path, uint32_t mode, bool parents) {
   return run([this, path, mode, parents]() -> asio::awaitable<Result<Attr>> {
     MYDFS_CO_ASSIGN(auto pn, split_path(path));
@@ -243,6 +239,7 @@ Status Client::remove(const std::string& path, bool recursive) {
   op.name = pn.second;
   MYDFS_ASSIGN(NsReply r, ns_write(op));
   if (r.err) return fs_error(r.err, "");
+  release(r.released);
   return ok_status();
 }
 
@@ -265,6 +262,7 @@ Status Client::rename(const std::string& from, const std::string& to) {
   op.name2 = t.second;
   MYDFS_ASSIGN(NsReply r, ns_write(op));
   if (r.err) return fs_error(r.err, "");
+  release(r.released);
   return ok_status();
 }
 
@@ -289,49 +287,8 @@ asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size,
   Attr file = cr.attr;
   if (file.type != FileType::REG) co_return fs_error(EISDIR, "");
 
-  uint64_t n = (size + kPayloadCapacity - 1) / kPayloadCapacity;
-  std::vector<Location> slots;
-  if (n > 0) {
-    // Runs from the tracker, then the slots on each run's group.
-    AllocateReq areq{file.ino, static_cast<uint32_t>(n)};
-    MYDFS_CO_ASSIGN(AllocateResp runs, co_await tracker_->call(areq));
-    if (runs.err) co_return fs_error(runs.err, "allocate");
-    for (const auto& run : runs.runs) {
-      leaders_[run.group] = run.leader;
-      MYDFS_CO_ASSIGN(auto sc, co_await storage_for(run.group));
-      ReserveReq rreq{file.ino, run.count};
-      MYDFS_CO_ASSIGN(ReserveResp got, co_await sc->call(rreq));
-      if (got.slots.size() != run.count) co_return make_error(Code::INTERNAL, "reserve returned the wrong count");
-      slots.insert(slots.end(), got.slots.begin(), got.slots.end());
-    }
-  }
-  // Write the slices, several at a time; each knows its successor already.
-  std::optional<Error> failure;
-  uint64_t next_slice = 0, done_bytes = 0;
-  auto ex = co_await asio::this_coro::executor;
-  auto worker = [&]() -> asio::awaitable<void> {
-    while (!failure && next_slice < n) {
-      uint64_t i = next_slice++;
-      uint64_t off = i * kPayloadCapacity;
-      size_t len = static_cast<size_t>(std::min<uint64_t>(kPayloadCapacity, size - off));
-      auto buf = std::make_shared<AlignedBuffer>(len);
-      auto got = src(off, buf->span());
-      if (!got.ok() || *got != len) {
-        failure = got.ok() ? make_error(Code::IO_ERROR, "the source ended early") : got.error();
-        co_return;
-      }
-      Location next = i + 1 < n ? slots[i + 1] : Location{};
-      WriteSlotReq w{slots[i], file.ino, next, xxh64(buf->span()), SlotState::LIVE, 0};
-      auto sc = co_await storage_for(slots[i].group);
-      if (!sc.ok()) { failure = sc.error(); co_return; }
-      auto wr = co_await (*sc)->call(w, Bulk::of(buf));
-      if (!wr.ok()) { failure = wr.error(); co_return; }
-      done_bytes += len;
-      if (progress) progress(done_bytes, size);
-    }
-  };
-  co_await run_workers(ex, std::min<uint64_t>(opt_.slices_in_flight, std::max<uint64_t>(n, 1)), worker);
-  if (failure) co_return *failure;  // the reserved slots stay unreachable: garbage for the collector
+  Span data{size, src};
+  MYDFS_CO_ASSIGN(std::vector<Location> slots, co_await write_new_slices(file.ino, data, Location{}, progress));
   // Publish: one compare-and-set on the version we created or opened.
   NsOp commit;
   commit.type = OpType::COMMIT_FILE;
@@ -339,12 +296,15 @@ asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size,
   commit.expect_version = file.version;
   commit.head = slots.empty() ? Location{} : slots[0];
   commit.size = size;
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  commit.mtime = Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec)};
+  commit.mtime = now_timespec();
   MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
-  if (cm.err == ESTALE) co_return fs_error(ESTALE, "another client changed the file during the upload");
+  if (cm.err == ESTALE) {
+    co_await discard(slots);
+    co_return fs_error(ESTALE, "another client changed the file during the upload");
+  }
   if (cm.err) co_return fs_error(cm.err, "commit");
+  chains_.erase(file.ino);
+  co_await free_chains(cm.released);
   co_return cm.attr;
 }
 
@@ -377,16 +337,43 @@ asio::awaitable<Result<std::vector<SliceInfo>>> Client::chain_async(Attr file) {
   co_return out;
 }
 
-Status Client::get(const Attr& file, const Sink& sink, const Progress& progress) {
-  return run([this, file, &sink, &progress]() -> asio::awaitable<Status> { co_return co_await get_async(file, sink, progress); }());
+Result<uint64_t> Client::get(const Attr& file, const Sink& sink, const Progress& progress) {
+  return run([this, file, &sink, &progress]() -> asio::awaitable<Result<uint64_t>> {
+    co_return co_await get_async(file, sink, progress);
+  }());
 }
 
-asio::awaitable<Status> Client::get_async(Attr file, const Sink& sink, const Progress& progress) {
-  MYDFS_CO_ASSIGN(auto slices, co_await chain_async(file));
+asio::awaitable<Result<uint64_t>> Client::get_async(Attr file, const Sink& sink, const Progress& progress) {
+  // The chain map is cached per file while its head stays the same. Every slice read checks
+  // that the slice is still what the map says (same applied index, length and next pointer):
+  // any edit of the file changes at least one slice of the old map, so a stale map shows up as
+  // a mismatch, and the read starts again from a fresh walk.
+  for (uint32_t attempt = 0;; ++attempt) {
+    auto cached = chains_.find(file.ino);
+    if (cached == chains_.end() || !(cached->second.head == file.head)) {
+      auto walked = co_await chain_async(file);
+      if (!walked.ok() && !retryable(walked.code())) co_return walked.take_error();
+      if (walked.ok()) cached = chains_.insert_or_assign(file.ino, CachedChain{file.head, std::move(*walked)}).first;
+    }
+    Result<uint64_t> r = make_error(Code::CONFLICT, "the chain changed during the walk");
+    if (cached != chains_.end()) {
+      std::vector<SliceInfo> slices = cached->second.slices;
+      r = co_await read_chain_once(slices, sink, progress);
+    }
+    if (r.ok() || !retryable(r.code()) || attempt + 1 >= opt_.edit_attempts) co_return r;
+    chains_.erase(file.ino);
+    co_await backoff(attempt);
+    NsReadReq again{NsReadOp::GETATTR, file.ino, "", 0, 0};
+    MYDFS_CO_ASSIGN(NsReply fresh, co_await ns_read_async(again));
+    if (fresh.err) co_return fs_error(fresh.err, "");
+    file = fresh.attr;
+  }
+}
+
+asio::awaitable<Result<uint64_t>> Client::read_chain_once(const std::vector<SliceInfo>& slices, const Sink& sink,
+                                                          const Progress& progress) {
   uint64_t total = 0;
   for (auto& s : slices) total += s.meta.valid_len;
-  if (total != file.size)
-    co_return make_error(Code::CORRUPT, fmt::format("file {} is {} bytes but its chain holds {}", file.ino, file.size, total));
   std::optional<Error> failure;
   size_t next = 0;
   uint64_t done_bytes = 0;
@@ -394,18 +381,23 @@ asio::awaitable<Status> Client::get_async(Attr file, const Sink& sink, const Pro
   auto worker = [&]() -> asio::awaitable<void> {
     while (!failure && next < slices.size()) {
       const SliceInfo& s = slices[next++];
-      if (s.meta.valid_len == 0) continue;
       auto sc = co_await storage_for(s.meta.loc.group);
       if (!sc.ok()) { failure = sc.error(); co_return; }
       AlignedBuffer bulk;
       ReadReq rreq{s.meta.loc, 0, s.meta.valid_len};
       auto r = co_await (*sc)->call(rreq, {}, &bulk);
       if (!r.ok()) { failure = r.error(); co_return; }
-      uint64_t want = r->whole ? r->meta.payload_checksum : r->range_checksum;
+      const SlotMeta& now = r->meta;
+      if (now.applied_index != s.meta.applied_index || now.valid_len != s.meta.valid_len || !(now.next == s.meta.next)) {
+        failure = make_error(Code::CONFLICT, fmt::format("slice {} changed since the chain was walked", s.meta.loc));
+        co_return;
+      }
+      uint64_t want = r->whole ? now.payload_checksum : r->range_checksum;
       if (bulk.size() != s.meta.valid_len || xxh64(bulk.span()) != want) {
         failure = make_error(Code::CHECKSUM_MISMATCH, fmt::format("slice {} arrived damaged", s.meta.loc));
         co_return;
       }
+      if (bulk.size() == 0) continue;
       Status st = sink(s.offset, bulk.span());
       if (!st.ok()) { failure = st.error(); co_return; }
       done_bytes += bulk.size();
@@ -414,7 +406,7 @@ asio::awaitable<Status> Client::get_async(Attr file, const Sink& sink, const Pro
   };
   co_await run_workers(ex, opt_.slices_in_flight, worker);
   if (failure) co_return *failure;
-  co_return ok_status();
+  co_return total;
 }
 
 }  // namespace mydfs::client

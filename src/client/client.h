@@ -4,6 +4,13 @@
 // the head with a compare-and-set commit; reads walk the chain one round trip per change of
 // group and fetch the slices in parallel, checking every byte against its checksum.
 //
+// Edits (append, write-at, splice, truncate) are atomic: each happens entirely or not at all, and
+// concurrent edits of one file end as some serial order of them. One slice: one conditional
+// command. Appends: new slices written unreachable, then one command on the old tail fills it
+// and links them. Anything that replaces slices (a write across slices, a splice, growing a
+// slice past its capacity): a transaction coordinated by this client (two-phase commit, the
+// primary participant records the decision; see docs/ARCHITECTURE.md "Edits").
+//
 // Blocking API over an internal io_context thread (the CLI and tests use it; the FUSE layer will
 // use the coroutine API underneath).
 #pragma once
@@ -26,12 +33,22 @@ struct ClientOptions {
   uint32_t slices_in_flight = 8;                 // parallel slice transfers per file
   std::chrono::milliseconds call_timeout{10000};
   std::chrono::milliseconds connect_timeout{2000};
+  // Most bytes put into one new slice (at most the slot's payload capacity). Smaller values make
+  // longer chains: tests use them to exercise many slices and groups with little data.
+  uint32_t slice_bytes = 0;                      // 0 = the payload capacity
+  uint32_t edit_attempts = 40;                   // tries of a conflicting edit before EAGAIN
+  // Called by a transaction after every participant prepared and before the decision (tests
+  // use it to crash a client or a node at exactly that point).
+  std::function<void(uint64_t txid)> after_prepare;
 };
 
 // A file-system error from the tracker: code FS_ERROR and the errno in Error::hint ("2" = ENOENT).
 Error fs_error(int err, std::string what);
 // The errno of an error (EIO for transport errors).
 int error_errno(const Error& e);
+// Codes that mean "the file changed under this operation": walk again and retry.
+bool retryable(Code c);
+Timespec now_timespec();
 
 struct SliceInfo {
   proto::SlotMeta meta;
@@ -60,11 +77,23 @@ class Client {
   Status remove(const std::string& path, bool recursive);
   Status rename(const std::string& from, const std::string& to);
   Result<proto::NsReply> ns_write(NsOp op);
+  // Frees the slots of chains the tracker reported released (no file refers to them).
+  void release(std::vector<Location> heads);
 
   // Data. put replaces the file's whole content (creating the file if needed); the new chain
   // becomes visible at the commit, all at once, or not at all.
   Result<Attr> put(const std::string& path, uint64_t size, const Source& src, const Progress& progress = {});
-  Status get(const Attr& file, const Sink& sink, const Progress& progress = {});
+  // Returns the bytes read. A concurrent edit seen during the read restarts it (the sink may be
+  // called again for an offset with the newer bytes).
+  Result<uint64_t> get(const Attr& file, const Sink& sink, const Progress& progress = {});
+
+  // Edits by path; each returns the file's attributes after the edit (size and mtime published).
+  Result<Attr> append(const std::string& path, uint64_t size, const Source& src, const Progress& progress = {});
+  // Overwrites [offset, offset+size); past the end the file grows (a gap reads as zeros).
+  Result<Attr> write_at(const std::string& path, uint64_t offset, std::string_view data);
+  // Replaces [offset, offset+del_len) by data of any length (offset <= file size).
+  Result<Attr> splice(const std::string& path, uint64_t offset, uint64_t del_len, std::string_view data);
+  Result<Attr> truncate(const std::string& path, uint64_t size);
   // The file's chain: every slice with its location, state, valid_len and offset.
   Result<std::vector<SliceInfo>> chain(const Attr& file);
 
@@ -78,8 +107,38 @@ class Client {
   boost::asio::awaitable<Result<Attr>> resolve_async(std::string path);
   boost::asio::awaitable<Result<Attr>> put_async(std::string path, uint64_t size, const Source& src, const Progress& progress);
   boost::asio::awaitable<Result<std::vector<SliceInfo>>> chain_async(Attr file);
-  boost::asio::awaitable<Status> get_async(Attr file, const Sink& sink, const Progress& progress);
+  boost::asio::awaitable<Result<uint64_t>> get_async(Attr file, const Sink& sink, const Progress& progress);
+  boost::asio::awaitable<Result<uint64_t>> read_chain_once(const std::vector<SliceInfo>& slices, const Sink& sink,
+                                                           const Progress& progress);
   std::shared_ptr<proto::RpcClient> connect(const std::string& address);
+
+  // Edits (edits.cc).
+  // A file as an edit sees it: attributes and the chain walked from its head.
+  struct FileView {
+    Attr attr;
+    std::vector<SliceInfo> slices;
+    uint64_t size = 0;  // sum of the slices' valid_len: the content's true length
+  };
+  // Bytes to write: size bytes from src.
+  struct Span {
+    uint64_t size = 0;
+    Source src;
+  };
+  using EditStep = std::function<boost::asio::awaitable<Status>(FileView&)>;
+  uint32_t slice_bytes() const;
+  boost::asio::awaitable<Result<FileView>> view_async(uint64_t ino);
+  boost::asio::awaitable<Result<Attr>> edit_async(std::string path, EditStep step);
+  boost::asio::awaitable<Result<Attr>> publish_async(uint64_t ino);
+  boost::asio::awaitable<Status> write_step(FileView& v, uint64_t off, const Span& in, const Progress& progress);
+  boost::asio::awaitable<Status> write_in_tail(FileView& v, uint64_t off, const Span& data, const Progress& progress);
+  boost::asio::awaitable<Status> replace_range(FileView& v, uint64_t off, uint64_t del, const Span& data);
+  boost::asio::awaitable<Status> truncate_step(FileView& v, uint64_t size);
+  boost::asio::awaitable<Result<std::vector<Location>>> write_new_slices(uint64_t ino, const Span& data, Location last_next,
+                                                                       const Progress& progress);
+  boost::asio::awaitable<Result<std::string>> read_range(const SliceInfo& s, uint32_t off, uint32_t len);
+  boost::asio::awaitable<void> discard(std::vector<Location> slots);
+  boost::asio::awaitable<void> free_chains(std::vector<Location> heads);
+  boost::asio::awaitable<void> backoff(uint32_t attempt);
 
   ClientOptions opt_;
   boost::asio::io_context io_;
@@ -89,6 +148,11 @@ class Client {
   std::shared_ptr<proto::RpcClient> tracker_;
   std::map<std::string, std::shared_ptr<proto::RpcClient>> storage_;  // by address
   std::map<uint32_t, std::string> leaders_;                            // group -> leader address
+  struct CachedChain {
+    Location head;
+    std::vector<SliceInfo> slices;
+  };
+  std::map<uint64_t, CachedChain> chains_;  // by inode: the chain map of files read recently
 };
 
 // Splits "/a/b/c" into its parent path "/a/b" and name "c"; BAD_REQUEST for "/" or "".

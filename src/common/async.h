@@ -43,4 +43,18 @@ auto run_on(Pool& pool, Fn fn) -> boost::asio::awaitable<decltype(fn())> {
   });
 }
 
+// Runs `count` copies of the coroutine worker() at once on ex and resumes when all have ended:
+// items move several at a time, each worker taking the next one until none are left.
+template <typename Worker>
+boost::asio::awaitable<void> run_workers(boost::asio::any_io_executor ex, uint64_t count, Worker& worker) {
+  co_await await_completion<bool>([&](auto done) {
+    uint64_t workers = std::max<uint64_t>(1, count);
+    auto left = std::make_shared<uint64_t>(workers);
+    for (uint64_t k = 0; k < workers; ++k)
+      boost::asio::co_spawn(ex, worker(), [left, done](std::exception_ptr) mutable {
+        if (--*left == 0) done(true);
+      });
+  });
+}
+
 }  // namespace mydfs

@@ -7,7 +7,7 @@
 
 #include "client/client.h"
 #include "proto/rpc.h"
-#include "harness.h"
+#include "cluster.h"
 #include "storage/slot_format.h"
 #include "../support/temp_dir.h"
 
@@ -15,87 +15,21 @@ namespace mydfs {
 namespace {
 
 using namespace std::chrono_literals;
-using mydfs::testing::Daemon;
+using mydfs::testing::random_bytes;
 using storage::kPayloadCapacity;
 
 class ClientTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    tport_ = mydfs::testing::free_port();
-    sport_[0] = mydfs::testing::free_port();
-    sport_[1] = mydfs::testing::free_port();
-    tracker_ = std::make_unique<Daemon>(
-        mydfs::testing::binary("MYDFS_TRACKER_BIN"),
-        std::vector<std::string>{"--data", dir_ / "tracker", "--listen", fmt::format("127.0.0.1:{}", tport_), "--http",
-                                 "127.0.0.1:0", "--heartbeat-ms", "100", "--group", fmt::format("1=127.0.0.1:{}", sport_[0]),
-                                 "--group", fmt::format("2=127.0.0.1:{}", sport_[1])},
-        dir_ / "tracker.log");
-    tracker_->start();
-    ASSERT_TRUE(mydfs::testing::wait_for_port(tport_, 20s));
-    for (int i = 0; i < 2; ++i) {
-      storage_[i] = std::make_unique<Daemon>(
-          mydfs::testing::binary("MYDFS_STORAGE_BIN"),
-          std::vector<std::string>{"--data", dir_ / fmt::format("s{}", i + 1), "--listen",
-                                   fmt::format("127.0.0.1:{}", sport_[i]), "--http", "127.0.0.1:0", "--node-id",
-                                   std::to_string(i + 1), "--group-id", std::to_string(i + 1), "--capacity", "512MiB",
-                                   "--tracker", fmt::format("127.0.0.1:{}", tport_)},
-          dir_ / fmt::format("s{}.log", i + 1));
-      storage_[i]->start();
-      ASSERT_TRUE(mydfs::testing::wait_for_port(sport_[i], 20s));
-    }
-    client::ClientOptions o;
-    o.tracker = fmt::format("127.0.0.1:{}", tport_);
-    client_ = std::make_unique<client::Client>(o);
-    // Wait until both groups are usable (their heartbeats are in).
-    proto::SyncClient t("127.0.0.1", tport_);
-    for (int i = 0; i < 100; ++i) {
-      auto r = t.call(proto::NsReadReq{proto::NsReadOp::STATFS, kRootIno, "", 0, 0});
-      if (r.ok() && r->total_slots == 2 * 128) break;
-      std::this_thread::sleep_for(50ms);
-    }
-  }
+  ClientTest() : cluster_(dir_.path(), {}), client_(cluster_.client()) {}
 
-  static std::string random_bytes(size_t n, uint64_t seed) {
-    std::string s(n, '\0');
-    std::mt19937_64 rng(seed);
-    for (size_t i = 0; i < n; i += 8) {
-      uint64_t v = rng();
-      std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
-    }
-    return s;
-  }
   Result<Attr> put(const std::string& path, const std::string& data) {
-    return client_->put(path, data.size(), [&](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
-      size_t n = std::min<size_t>(out.size(), data.size() - off);
-      std::memcpy(out.data(), data.data() + off, n);
-      return n;
-    });
+    return mydfs::testing::put_bytes(*client_, path, data);
   }
-  Result<std::string> get(const std::string& path) {
-    MYDFS_ASSIGN(Attr a, client_->stat(path));
-    std::string out(a.size, '\0');
-    MYDFS_TRY(client_->get(a, [&](uint64_t off, std::span<const std::byte> d) -> Status {
-      if (off + d.size() > out.size()) return make_error(Code::INTERNAL, "slice beyond the size");
-      std::memcpy(out.data() + off, d.data(), d.size());
-      return ok_status();
-    }));
-    return out;
-  }
-  int cli(const std::string& args, std::string* out = nullptr) {
-    std::string file = dir_ / "cli.out";
-    std::string cmd = fmt::format("{} --tracker 127.0.0.1:{} {} > {} 2>&1", mydfs::testing::binary("MYDFS_CLI_BIN"),
-                                  tport_, args, file);
-    int rc = std::system(cmd.c_str());
-    if (out) {
-      std::ifstream f(file);
-      *out = std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    }
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  }
+  Result<std::string> get(const std::string& path) { return mydfs::testing::get_bytes(*client_, path); }
+  int cli(const std::string& args, std::string* out = nullptr) { return cluster_.cli(args, out); }
 
   mydfs::testing::TempDir dir_;
-  uint16_t tport_ = 0, sport_[2] = {0, 0};
-  std::unique_ptr<Daemon> tracker_, storage_[2];
+  mydfs::testing::Cluster cluster_;
   std::unique_ptr<client::Client> client_;
 };
 

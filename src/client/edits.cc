@@ -1,0 +1,552 @@
+// Edits of a file's content: append, write-at, splice, truncate (docs/ARCHITECTURE.md "Edits").
+//
+// Every edit runs the same loop: walk the chain, compute the change against what the walk saw,
+// and commit it with commands that are conditional on that state (expect_applied). If any slice
+// changed meanwhile the storage node answers CONFLICT (or STALE/REDIRECT/DELETED), and the loop
+// walks again after a bounded, jittered backoff. A successful edit is then published to the
+// tracker (size, mtime) with a compare-and-set on the inode's version, which also retires
+// redirects the edit left behind.
+#include <cstring>
+#include <random>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "client/client.h"
+#include "common/async.h"
+#include "common/checksum.h"
+#include "storage/slot_format.h"
+
+namespace mydfs::client {
+
+namespace asio = boost::asio;
+using namespace mydfs::proto;
+using storage::kPayloadCapacity;
+
+namespace {
+
+// The bytes of d as a Source; d must outlive every use.
+Source source_of(std::string_view d) {
+  return [d](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), d.size() - std::min<uint64_t>(off, d.size())));
+    if (n) std::memcpy(out.data(), d.data() + off, n);
+    return n;
+  };
+}
+
+Source zeros_then(uint64_t zeros, Source rest) {
+  return [zeros, rest](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
+    size_t done = 0;
+    if (off < zeros) {
+      done = static_cast<size_t>(std::min<uint64_t>(out.size(), zeros - off));
+      std::memset(out.data(), 0, done);
+    }
+    if (done == out.size()) return done;
+    MYDFS_ASSIGN(size_t more, rest(off + done - zeros, out.subspan(done)));
+    return done + more;
+  };
+}
+
+Source shifted(Source src, uint64_t by) {
+  return [src, by](uint64_t off, std::span<std::byte> out) { return src(off + by, out); };
+}
+
+Result<std::string> read_all(const Source& src, uint64_t off, size_t len) {
+  std::string s(len, '\0');
+  size_t done = 0;
+  while (done < len) {
+    MYDFS_ASSIGN(size_t n, src(off + done, std::as_writable_bytes(std::span(s)).subspan(done)));
+    if (n == 0) return make_error(Code::IO_ERROR, "the source ended early");
+    done += n;
+  }
+  return s;
+}
+
+const Progress kNoProgress;
+
+uint64_t random_txid() {
+  thread_local std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(::getpid()) << 32);
+  uint64_t t = 0;
+  while (t == 0) t = rng();
+  return t;
+}
+
+// Index of the slice holding byte off, or -1 if none (off at or past the end).
+ptrdiff_t slice_at(const std::vector<SliceInfo>& slices, uint64_t off) {
+  for (size_t i = 0; i < slices.size(); ++i)
+    if (off >= slices[i].offset && off < slices[i].offset + slices[i].meta.valid_len) return static_cast<ptrdiff_t>(i);
+  return -1;
+}
+
+}  // namespace
+
+uint32_t Client::slice_bytes() const {
+  return opt_.slice_bytes == 0 ? kPayloadCapacity : std::min(opt_.slice_bytes, kPayloadCapacity);
+}
+
+asio::awaitable<void> Client::backoff(uint32_t attempt) {
+  thread_local std::mt19937 rng(std::random_device{}());
+  double cap = std::min(100.0, 1.0 * (1u << std::min(attempt, 7u)));  // ms: 1, 2, 4 ... 100
+  double ms = std::uniform_real_distribution<double>(cap / 2, cap)(rng);
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  t.expires_after(std::chrono::microseconds(static_cast<int64_t>(ms * 1000)));
+  boost::system::error_code ec;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<void> Client::discard(std::vector<Location> slots) {
+  for (const auto& l : slots) {
+    auto sc = co_await storage_for(l.group);
+    if (!sc.ok()) continue;
+    DeleteReq d{l, 0};
+    (void)co_await (*sc)->call(d);
+  }
+}
+
+asio::awaitable<void> Client::free_chains(std::vector<Location> heads) {
+  // Chains no file refers to any more (unlink, rename over, put over): delete every slot from
+  // the head on, redirects included. Best effort: what fails here stays as unreachable garbage.
+  for (Location at : heads) {
+    for (int hops = 0; !at.null() && hops < 1000000; ++hops) {
+      auto sc = co_await storage_for(at.group);
+      if (!sc.ok()) break;
+      WalkReq wreq{at, kMaxWalk};
+      auto w = co_await (*sc)->call(wreq);
+      if (!w.ok()) break;
+      for (const auto& m : w->slices) {
+        DeleteReq d{m.loc, m.applied_index};
+        (void)co_await (*sc)->call(d);
+      }
+      if (w->end_code != Code::OK) break;
+      at = w->leaves;
+    }
+  }
+}
+
+asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t ino, const Span& data, Location last_next,
+                                                                        const Progress& progress) {
+  const uint64_t sb = slice_bytes();
+  uint64_t n = (data.size + sb - 1) / sb;
+  std::vector<Location> slots;
+  if (n == 0) co_return slots;
+  // Runs from the tracker, then the slots on each run's group.
+  if (!tracker_) tracker_ = connect(opt_.tracker);
+  AllocateReq areq{ino, static_cast<uint32_t>(n)};
+  MYDFS_CO_ASSIGN(AllocateResp runs, co_await tracker_->call(areq));
+  if (runs.err) co_return fs_error(runs.err, "allocate");
+  for (const auto& run : runs.runs) {
+    leaders_[run.group] = run.leader;
+    auto sc = co_await storage_for(run.group);
+    Result<ReserveResp> got = sc.ok() ? Result<ReserveResp>(make_error(Code::INTERNAL, "")) : sc.error();
+    if (sc.ok()) {
+      ReserveReq rreq{ino, run.count, 0, 0};
+      got = co_await (*sc)->call(rreq);
+    }
+    if (!got.ok() || got->slots.size() != run.count) {
+      co_await discard(slots);
+      co_return got.ok() ? make_error(Code::INTERNAL, "reserve returned the wrong count") : got.take_error();
+    }
+    slots.insert(slots.end(), got->slots.begin(), got->slots.end());
+  }
+  // Write the slices, several at a time; each knows its successor already. They stay
+  // unreachable until the caller links them (commit-file, or the command on the old tail).
+  std::optional<Error> failure;
+  uint64_t next_slice = 0, done_bytes = 0;
+  auto ex = co_await asio::this_coro::executor;
+  auto worker = [&]() -> asio::awaitable<void> {
+    while (!failure && next_slice < n) {
+      uint64_t i = next_slice++;
+      uint64_t off = i * sb;
+      size_t len = static_cast<size_t>(std::min<uint64_t>(sb, data.size - off));
+      auto buf = std::make_shared<AlignedBuffer>(len);
+      size_t got = 0;
+      while (got < len) {
+        auto r = data.src(off + got, buf->span().subspan(got));
+        if (!r.ok() || *r == 0) {
+          failure = r.ok() ? make_error(Code::IO_ERROR, "the source ended early") : r.error();
+          co_return;
+        }
+        got += *r;
+      }
+      Location next = i + 1 < n ? slots[i + 1] : last_next;
+      WriteSlotReq w{slots[i], ino, next, xxh64(buf->span()), SlotState::LIVE, 0, 0};
+      auto sc = co_await storage_for(slots[i].group);
+      if (!sc.ok()) { failure = sc.error(); co_return; }
+      auto wr = co_await (*sc)->call(w, Bulk::of(buf));
+      if (!wr.ok()) { failure = wr.error(); co_return; }
+      done_bytes += len;
+      if (progress) progress(done_bytes, data.size);
+    }
+  };
+  co_await run_workers(ex, std::min<uint64_t>(opt_.slices_in_flight, n), worker);
+  if (failure) {
+    co_await discard(slots);
+    co_return *failure;
+  }
+  co_return slots;
+}
+
+asio::awaitable<Result<std::string>> Client::read_range(const SliceInfo& s, uint32_t off, uint32_t len) {
+  if (len == 0) co_return std::string();
+  MYDFS_CO_ASSIGN(auto sc, co_await storage_for(s.meta.loc.group));
+  AlignedBuffer bulk;
+  ReadReq rreq{s.meta.loc, off, len};
+  MYDFS_CO_ASSIGN(ReadResp r, co_await sc->call(rreq, {}, &bulk));
+  if (r.meta.applied_index != s.meta.applied_index)
+    co_return make_error(Code::CONFLICT, fmt::format("slice {} changed since the chain was walked", s.meta.loc));
+  uint64_t want = r.whole ? r.meta.payload_checksum : r.range_checksum;
+  if (bulk.size() != len || xxh64(bulk.span()) != want)
+    co_return make_error(Code::CHECKSUM_MISMATCH, fmt::format("slice {} arrived damaged", s.meta.loc));
+  co_return std::string(reinterpret_cast<const char*>(bulk.data()), bulk.size());
+}
+
+asio::awaitable<Result<Client::FileView>> Client::view_async(uint64_t ino) {
+  NsReadReq get{NsReadOp::GETATTR, ino, "", 0, 0};
+  MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(get));
+  if (r.err) co_return fs_error(r.err, "");
+  FileView v;
+  v.attr = r.attr;
+  if (v.attr.type == FileType::DIR) co_return fs_error(EISDIR, "");
+  if (v.attr.type != FileType::REG) co_return fs_error(EINVAL, "");
+  MYDFS_CO_ASSIGN(v.slices, co_await chain_async(v.attr));
+  for (const auto& s : v.slices) v.size += s.meta.valid_len;
+  co_return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The edit loop and publishing
+
+asio::awaitable<Result<Attr>> Client::edit_async(std::string path, EditStep step) {
+  MYDFS_CO_ASSIGN(Attr a, co_await resolve_async(path));
+  if (a.type == FileType::DIR) co_return fs_error(EISDIR, "");
+  if (a.type != FileType::REG) co_return fs_error(EINVAL, "");
+  Error last = make_error(Code::CONFLICT, "");
+  for (uint32_t attempt = 0; attempt < opt_.edit_attempts; ++attempt) {
+    if (attempt > 0) co_await backoff(attempt);
+    auto v = co_await view_async(a.ino);
+    if (!v.ok()) {
+      if (!retryable(v.code())) co_return v.take_error();
+      last = v.take_error();
+      continue;
+    }
+    Status st = co_await step(*v);
+    if (st.ok()) co_return co_await publish_async(a.ino);
+    bool again = retryable(st.code()) || (st.code() == Code::FS_ERROR && error_errno(st.error()) == ESTALE);
+    if (!again) co_return st.take_error();
+    last = st.take_error();
+  }
+  Error e = fs_error(EAGAIN, "");
+  e.message = fmt::format("the file kept changing under concurrent edits; gave up after {} attempts ({})",
+                          opt_.edit_attempts, last.message);
+  co_return e;
+}
+
+asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino) {
+  // The chain is the truth about the content; the tracker learns its length (and the edit's
+  // mtime) here. The compare-and-set on the version makes the last publisher one whose walk
+  // came after every edit before it, so concurrent editors end with the right size.
+  for (uint32_t attempt = 0; attempt < opt_.edit_attempts; ++attempt) {
+    if (attempt > 0) co_await backoff(attempt);
+    auto v = co_await view_async(ino);
+    if (!v.ok()) {
+      if (retryable(v.code())) continue;
+      co_return v.take_error();
+    }
+    // Retire redirects: point each predecessor straight at the new slice, then free the old
+    // slot. Conditional on the predecessor being unchanged; anything busy is left for later.
+    for (size_t i = 0; i + 1 < v->slices.size(); ++i) {
+      const SlotMeta& p = v->slices[i].meta;
+      Location to = v->slices[i + 1].meta.loc;
+      if (p.next == to || p.next.null()) continue;
+      auto sc = co_await storage_for(p.loc.group);
+      if (!sc.ok()) continue;
+      SetNextReq link{p.loc, to, p.applied_index};
+      if (!(co_await (*sc)->call(link)).ok()) continue;
+      auto oc = co_await storage_for(p.next.group);
+      if (!oc.ok()) continue;
+      StatReq sreq{p.next};
+      auto old = co_await (*oc)->call(sreq);
+      if (old.ok() && old->meta.state == SlotState::REDIRECT && old->meta.redirect == to) {
+        DeleteReq d{p.next, old->meta.applied_index};
+        (void)co_await (*oc)->call(d);
+      }
+    }
+    Location head = v->slices.empty() ? v->attr.head : v->slices[0].meta.loc;
+    NsOp commit;
+    commit.type = OpType::COMMIT_FILE;
+    commit.parent = ino;
+    commit.expect_version = v->attr.version;
+    commit.head = head;
+    commit.size = v->size;
+    commit.mtime = now_timespec();
+    MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
+    if (cm.err == ESTALE) continue;
+    if (cm.err) co_return fs_error(cm.err, "publish");
+    Location old_head = v->attr.head;
+    if (!(old_head == head) && !old_head.null()) {
+      // The head slot was replaced by a redirect; nothing points at it any more.
+      auto oc = co_await storage_for(old_head.group);
+      if (oc.ok()) {
+        StatReq sreq{old_head};
+        auto old = co_await (*oc)->call(sreq);
+        if (old.ok() && old->meta.state == SlotState::REDIRECT) {
+          DeleteReq d{old_head, old->meta.applied_index};
+          (void)co_await (*oc)->call(d);
+        }
+      }
+    }
+    chains_.erase(ino);
+    co_return cm.attr;
+  }
+  co_return fs_error(EAGAIN, "publishing the new size");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+
+asio::awaitable<Status> Client::write_in_tail(FileView& v, uint64_t off, const Span& data, const Progress& progress) {
+  // The region starts in the tail slice: fill the tail (one patch), put the rest in new slices
+  // written unreachable, and link them with the same command — the append's commit point.
+  const SliceInfo& tail = v.slices.back();
+  uint32_t pos = static_cast<uint32_t>(off - tail.offset);
+  uint32_t limit = std::max(tail.meta.valid_len, slice_bytes());
+  uint64_t in_tail = std::min<uint64_t>(data.size, limit - pos);
+  uint64_t rest = data.size - in_tail;
+  MYDFS_CO_ASSIGN(std::string first, read_all(data.src, 0, static_cast<size_t>(in_tail)));
+  std::vector<Location> fresh;
+  if (rest > 0) {
+    Span more{rest, shifted(data.src, in_tail)};
+    MYDFS_CO_ASSIGN(fresh, co_await write_new_slices(v.attr.ino, more, tail.meta.next, progress));
+  }
+  auto buf = std::make_shared<AlignedBuffer>(AlignedBuffer::copy_of(std::as_bytes(std::span(first))));
+  PatchReq p{tail.meta.loc, pos, xxh64(buf->span()), tail.meta.applied_index,
+             static_cast<uint8_t>(fresh.empty() ? 0 : PATCH_SET_NEXT), fresh.empty() ? Location{} : fresh[0]};
+  auto sc = co_await storage_for(tail.meta.loc.group);
+  Result<SlotResp> r = sc.ok() ? Result<SlotResp>(make_error(Code::INTERNAL, "")) : sc.error();
+  if (sc.ok()) r = co_await (*sc)->call(p, Bulk::of(buf));
+  if (!r.ok()) {
+    co_await discard(fresh);
+    co_return r.take_error();
+  }
+  co_return ok_status();
+}
+
+asio::awaitable<Status> Client::replace_range(FileView& v, uint64_t off, uint64_t del, const Span& data) {
+  // Copy-on-write of the slices holding [off, off+del): their kept head and tail bytes plus the
+  // new data go into new slices on the first slice's group, which is the primary participant.
+  // Every replaced slice is locked on its own group (conditional on what the walk saw); the
+  // primary's decision then redirects the first old slice to the new ones and makes them LIVE in
+  // one command, and the other groups free their old slices.
+  const auto& sl = v.slices;
+  ptrdiff_t fi = slice_at(sl, off);
+  size_t i = fi >= 0 ? static_cast<size_t>(fi) : sl.size() - 1;
+  uint64_t end = off + del;
+  size_t j = i;
+  if (del > 0)
+    while (j + 1 < sl.size() && sl[j + 1].offset < end) ++j;
+  const SliceInfo& si = sl[i];
+  const SliceInfo& sj = sl[j];
+  MYDFS_CO_ASSIGN(std::string pre, co_await read_range(si, 0, static_cast<uint32_t>(off - si.offset)));
+  uint32_t keep_from = static_cast<uint32_t>(end - sj.offset);
+  MYDFS_CO_ASSIGN(std::string post, co_await read_range(sj, keep_from, sj.meta.valid_len - keep_from));
+  MYDFS_CO_ASSIGN(std::string mid, read_all(data.src, 0, static_cast<size_t>(data.size)));
+  std::string content = pre + mid + post;
+  const uint64_t sb = slice_bytes();
+  uint32_t pieces = static_cast<uint32_t>(std::max<uint64_t>(1, (content.size() + sb - 1) / sb));
+
+  const uint64_t txid = random_txid();
+  const uint32_t primary = si.meta.loc.group;
+  std::set<uint32_t> others;
+  for (size_t k = i; k <= j; ++k)
+    if (sl[k].meta.loc.group != primary) others.insert(sl[k].meta.loc.group);
+  auto abort = [&]() -> asio::awaitable<void> {
+    // Best effort: whatever this misses, the participants' timeout recovery finishes.
+    if (auto pc = co_await storage_for(primary); pc.ok()) {
+      TxDecideReq d{txid, TxDecision::ABORT};
+      (void)co_await (*pc)->call(d);
+    }
+    for (uint32_t g : others)
+      if (auto gc = co_await storage_for(g); gc.ok()) {
+        TxFinishReq f{txid, false};
+        (void)co_await (*gc)->call(f);
+      }
+  };
+
+  // Prepare: new slots on the primary, written PREPARED.
+  MYDFS_CO_ASSIGN(auto pc, co_await storage_for(primary));
+  ReserveReq rreq{v.attr.ino, pieces, txid, primary};
+  MYDFS_CO_ASSIGN(ReserveResp got, co_await pc->call(rreq));
+  if (got.slots.size() != pieces) co_return make_error(Code::INTERNAL, "reserve returned the wrong count");
+  Status failed = ok_status();
+  for (uint32_t k = 0; k < pieces && failed.ok(); ++k) {
+    size_t from = static_cast<size_t>(k * sb);
+    size_t len = static_cast<size_t>(std::min<uint64_t>(sb, content.size() - std::min<uint64_t>(from, content.size())));
+    auto buf = std::make_shared<AlignedBuffer>(AlignedBuffer::copy_of(std::as_bytes(std::span(content)).subspan(from, len)));
+    Location next = k + 1 < pieces ? got.slots[k + 1] : sj.meta.next;
+    WriteSlotReq w{got.slots[k], v.attr.ino, next, xxh64(buf->span()), SlotState::PREPARED, txid, primary};
+    auto wr = co_await pc->call(w, Bulk::of(buf));
+    if (!wr.ok()) failed = wr.take_error();
+  }
+  // Lock the old slices, in chain order.
+  for (size_t k = i; k <= j && failed.ok(); ++k) {
+    const SlotMeta& m = sl[k].meta;
+    auto gc = co_await storage_for(m.loc.group);
+    if (!gc.ok()) { failed = gc.take_error(); break; }
+    LockReq l{m.loc, txid, primary, m.applied_index, k == i ? got.slots[0] : Location{}};
+    auto lr = co_await (*gc)->call(l);
+    if (!lr.ok()) failed = lr.take_error();
+  }
+  if (!failed.ok()) {
+    co_await abort();
+    co_return failed;
+  }
+  if (opt_.after_prepare) opt_.after_prepare(txid);
+
+  // Decide: the commit point.
+  TxDecideReq dreq{txid, TxDecision::COMMIT};
+  auto dec = co_await pc->call(dreq);
+  if (!dec.ok()) {
+    // The answer was lost: ask again with abort-unless-committed, which settles it either way.
+    TxDecideReq again{txid, TxDecision::ABORT};
+    auto d2 = co_await pc->call(again);
+    if (!d2.ok())
+      co_return make_error(Code::UNAVAILABLE,
+                           fmt::format("group {} did not answer the commit of transaction {:016x} ({}); the edit is "
+                                       "rolled back unless it committed before the failure",
+                                       primary, txid, dec.error().message));
+    dec = std::move(d2);
+  }
+  if (dec->decision != TxDecision::COMMIT) {
+    co_await abort();
+    co_return make_error(Code::CONFLICT, fmt::format("transaction {:016x} was aborted (it timed out)", txid));
+  }
+  bool all_finished = true;
+  for (uint32_t g : others) {
+    auto gc = co_await storage_for(g);
+    Result<TxDecideResp> f = gc.ok() ? Result<TxDecideResp>(make_error(Code::INTERNAL, "")) : gc.error();
+    if (gc.ok()) {
+      TxFinishReq freq{txid, true};
+      f = co_await (*gc)->call(freq);
+    }
+    if (!f.ok()) {
+      all_finished = false;  // committed all the same; that group's recovery frees its old slots
+      spdlog::warn("transaction {:016x} committed, but group {} could not be told yet: {}", txid, g, f.error().message);
+    }
+  }
+  if (all_finished) {
+    TxForgetReq fg{txid};
+    (void)co_await pc->call(fg);
+  }
+  co_return ok_status();
+}
+
+asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span& in, const Progress& progress) {
+  // (Spans are named, never temporaries inside a co_await: see docs/ARCHITECTURE.md on GCC 12.)
+  if (in.size == 0) co_return ok_status();
+  Span data = in;
+  if (off > v.size) {  // a gap reads as zeros
+    data.size = off - v.size + in.size;
+    data.src = zeros_then(off - v.size, in.src);
+    off = v.size;
+  }
+  if (v.slices.empty()) {
+    // The file's first bytes: a new chain, published by the compare-and-set of its head.
+    MYDFS_CO_ASSIGN(auto fresh, co_await write_new_slices(v.attr.ino, data, Location{}, progress));
+    NsOp commit;
+    commit.type = OpType::COMMIT_FILE;
+    commit.parent = v.attr.ino;
+    commit.expect_version = v.attr.version;
+    commit.head = fresh[0];
+    commit.size = data.size;
+    commit.mtime = now_timespec();
+    MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
+    if (cm.err) {
+      co_await discard(fresh);
+      co_return fs_error(cm.err, "");
+    }
+    co_return ok_status();
+  }
+  uint64_t end = off + data.size;
+  ptrdiff_t i = slice_at(v.slices, off);
+  if (i >= 0 && end <= v.slices[i].offset + v.slices[i].meta.valid_len) {
+    // Inside one slice: one patch. Patches of one slice serialize on the node's lock.
+    const SliceInfo& s = v.slices[i];
+    MYDFS_CO_ASSIGN(std::string b, read_all(data.src, 0, static_cast<size_t>(data.size)));
+    auto buf = std::make_shared<AlignedBuffer>(AlignedBuffer::copy_of(std::as_bytes(std::span(b))));
+    PatchReq p{s.meta.loc, static_cast<uint32_t>(off - s.offset), xxh64(buf->span()), 0, PATCH_NO_EXTEND, Location{}};
+    MYDFS_CO_ASSIGN(auto sc, co_await storage_for(s.meta.loc.group));
+    MYDFS_CO_TRY(co_await sc->call(p, Bulk::of(buf)));
+    co_return ok_status();
+  }
+  if (off >= v.slices.back().offset) co_return co_await write_in_tail(v, off, data, progress);
+  co_return co_await replace_range(v, off, std::min<uint64_t>(data.size, v.size - off), data);
+}
+
+asio::awaitable<Status> Client::truncate_step(FileView& v, uint64_t size) {
+  if (size == v.size) co_return ok_status();
+  if (size > v.size) {
+    uint64_t grow = size - v.size;
+    Span zeros{grow, zeros_then(grow, source_of({}))};
+    co_return co_await write_step(v, v.size, zeros, kNoProgress);
+  }
+  // Shrink: one command makes the slice holding the new last byte the tail.
+  size_t k = 0;
+  if (size > 0)
+    while (v.slices[k].offset + v.slices[k].meta.valid_len < size) ++k;
+  const SlotMeta& m = v.slices[k].meta;
+  MYDFS_CO_ASSIGN(auto sc, co_await storage_for(m.loc.group));
+  SetValidLenReq cut{m.loc, static_cast<uint32_t>(size - v.slices[k].offset), true, m.applied_index};
+  MYDFS_CO_TRY(co_await sc->call(cut));
+  std::vector<Location> gone;
+  for (size_t x = k + 1; x < v.slices.size(); ++x) gone.push_back(v.slices[x].meta.loc);
+  co_await discard(gone);
+  co_return ok_status();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public edits
+
+Result<Attr> Client::append(const std::string& path, uint64_t size, const Source& src, const Progress& progress) {
+  return run([this, path, size, &src, &progress]() -> asio::awaitable<Result<Attr>> {
+    EditStep step = [this, size, &src, &progress](FileView& v) -> asio::awaitable<Status> {
+      Span data{size, src};
+      co_return co_await write_step(v, v.size, data, progress);
+    };
+    co_return co_await edit_async(path, step);
+  }());
+}
+
+Result<Attr> Client::write_at(const std::string& path, uint64_t offset, std::string_view bytes) {
+  return run([this, path, offset, bytes]() -> asio::awaitable<Result<Attr>> {
+    EditStep step = [this, offset, bytes](FileView& v) -> asio::awaitable<Status> {
+      Span data{bytes.size(), source_of(bytes)};
+      co_return co_await write_step(v, offset, data, kNoProgress);
+    };
+    co_return co_await edit_async(path, step);
+  }());
+}
+
+Result<Attr> Client::splice(const std::string& path, uint64_t offset, uint64_t del_len, std::string_view bytes) {
+  return run([this, path, offset, del_len, bytes]() -> asio::awaitable<Result<Attr>> {
+    EditStep step = [this, offset, del_len, bytes](FileView& v) -> asio::awaitable<Status> {
+      if (offset > v.size)
+        co_return fs_error(EINVAL, fmt::format("offset {} is past the end of the file ({} bytes)", offset, v.size));
+      uint64_t del = std::min(del_len, v.size - offset);
+      Span data{bytes.size(), source_of(bytes)};
+      // Same length, or an insert at the end: a write. Otherwise the chain changes shape.
+      if (del == data.size || (del == 0 && offset == v.size) || v.slices.empty())
+        co_return co_await write_step(v, offset, data, kNoProgress);
+      co_return co_await replace_range(v, offset, del, data);
+    };
+    co_return co_await edit_async(path, step);
+  }());
+}
+
+Result<Attr> Client::truncate(const std::string& path, uint64_t size) {
+  return run([this, path, size]() -> asio::awaitable<Result<Attr>> {
+    EditStep step = [this, size](FileView& v) -> asio::awaitable<Status> { co_return co_await truncate_step(v, size); };
+    co_return co_await edit_async(path, step);
+  }());
+}
+
+}  // namespace mydfs::client

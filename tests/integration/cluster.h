@@ -1,0 +1,50 @@
+// A real cluster for client tests: one tracker and N single-node storage groups on loopback,
+// started as processes and always stopped by PID when the Cluster goes away (even when a test
+// fails). Group i (1-based) is storage(i - 1).
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "harness.h"
+#include "proto/messages.h"
+
+namespace mydfs::testing {
+
+struct ClusterOptions {
+  int groups = 2;
+  std::string capacity = "512MiB";  // per storage node
+  uint32_t tx_timeout_ms = 10000;   // --tx-timeout-ms of the storage nodes
+};
+
+class Cluster {
+ public:
+  Cluster(std::filesystem::path dir, ClusterOptions opt);
+  ~Cluster();
+
+  std::string tracker() const;
+  std::unique_ptr<client::Client> client(client::ClientOptions o = {}) const;
+  Daemon& storage(int i) { return *storage_[i]; }
+  void start_storage(int i);  // after kill9(): start again on the same port and data
+  // INFO of node i (slots, pending transaction slots, recorded decisions).
+  Result<proto::InfoResp> info(int i) const;
+  // Runs the mydfs CLI against this cluster with a shell command line; returns its exit code and
+  // puts stdout+stderr in *out. env: "NAME=value ..." prefix.
+  int cli(const std::string& args, std::string* out = nullptr, const std::string& env = "") const;
+
+ private:
+  std::filesystem::path dir_;
+  ClusterOptions opt_;
+  uint16_t tport_ = 0;
+  std::vector<uint16_t> sport_;
+  std::unique_ptr<Daemon> tracker_;
+  std::vector<std::unique_ptr<Daemon>> storage_;
+};
+
+std::string random_bytes(size_t n, uint64_t seed);
+Result<Attr> put_bytes(client::Client& c, const std::string& path, const std::string& data);
+Result<std::string> get_bytes(client::Client& c, const std::string& path);
+
+}  // namespace mydfs::testing
