@@ -152,8 +152,12 @@ Result<SlotMeta> StateMachine::apply_tx(uint64_t index, const Command& cmd) {
 
 Result<uint32_t> StateMachine::finish(uint64_t index, uint64_t txid, TxDecision d) {
   uint32_t n = 0;
-  uint32_t top = std::min(store_.high_water(), store_.capacity() + 1);
-  for (uint32_t slot = 1; slot < top; ++slot) {
+  std::vector<uint32_t> slots;
+  {
+    std::lock_guard g(tx_mu_);
+    if (auto it = tx_slots_.find(txid); it != tx_slots_.end()) slots.assign(it->second.begin(), it->second.end());
+  }
+  for (uint32_t slot : slots) {
     std::unique_lock lock(store_.locks().of(slot));
     auto cur = store_.meta(slot);
     if (!cur.ok() || cur->txid != txid || cur->applied_index >= index) continue;
@@ -171,6 +175,7 @@ Result<uint32_t> StateMachine::finish(uint64_t index, uint64_t txid, TxDecision 
     m.tx_primary = 0;
     m.applied_index = index;
     MYDFS_TRY(store_.put_header(m, PayloadCheck::KEEP));
+    track(*cur, m);
     ++n;
   }
   return n;
@@ -196,6 +201,7 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
     m.payload_checksum = xxh64(nullptr, 0);
     m.applied_index = index;
     MYDFS_TRY(store_.put_header(m, PayloadCheck::VERIFIED));
+    track(cur, m);
     return m;
   }
 
@@ -274,6 +280,7 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
       break;
   }
   MYDFS_TRY(store_.put_header(m, check));
+  track(cur, m);
   return m;
 }
 
@@ -288,25 +295,51 @@ size_t StateMachine::decision_count() const {
   return decisions_.size();
 }
 
-std::map<uint64_t, uint32_t> StateMachine::pending_transactions() const {
-  std::map<uint64_t, uint32_t> out;
+namespace {
+bool holds(const SlotMeta& m) {
+  return m.txid != 0 && (m.state == SlotState::PREPARED || m.state == SlotState::LIVE);
+}
+}  // namespace
+
+StateMachine::StateMachine(SliceStore& store) : store_(store) {
+  // The index of transaction slots starts from the headers (the state at the checkpoint); replay
+  // and every later apply keep it current through track().
   uint32_t top = std::min(store_.high_water(), store_.capacity() + 1);
   for (uint32_t slot = 1; slot < top; ++slot) {
     auto m = store_.meta(slot);
-    if (m.ok() && m->txid != 0 && (m->state == SlotState::PREPARED || m->state == SlotState::LIVE))
-      out.emplace(m->txid, m->tx_primary);
+    if (m.ok() && holds(*m)) track(SlotMeta{}, *m);
   }
-  return out;
+}
+
+void StateMachine::track(const SlotMeta& before, const SlotMeta& after) {
+  if (!holds(before) && !holds(after)) return;
+  std::lock_guard g(tx_mu_);
+  if (holds(before)) {
+    auto it = tx_slots_.find(before.txid);
+    if (it != tx_slots_.end()) {
+      it->second.erase(after.loc.slot);
+      if (it->second.empty()) {
+        tx_slots_.erase(it);
+        tx_primary_.erase(before.txid);
+      }
+    }
+  }
+  if (holds(after)) {
+    tx_slots_[after.txid].insert(after.loc.slot);
+    tx_primary_[after.txid] = after.tx_primary;
+  }
+}
+
+std::map<uint64_t, uint32_t> StateMachine::pending_transactions() const {
+  std::lock_guard g(tx_mu_);
+  return tx_primary_;
 }
 
 uint32_t StateMachine::pending_slots() const {
-  uint32_t n = 0;
-  uint32_t top = std::min(store_.high_water(), store_.capacity() + 1);
-  for (uint32_t slot = 1; slot < top; ++slot) {
-    auto m = store_.meta(slot);
-    n += m.ok() && m->txid != 0 && (m->state == SlotState::PREPARED || m->state == SlotState::LIVE);
-  }
-  return n;
+  std::lock_guard g(tx_mu_);
+  size_t n = 0;
+  for (const auto& [txid, slots] : tx_slots_) n += slots.size();
+  return static_cast<uint32_t>(n);
 }
 
 // tx-decisions: u32 magic, u32 count, count x {u64 txid, u8 decision}, u64 xxHash64 of the rest.

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -26,7 +27,7 @@ using proto::TxDecision;
 
 class StateMachine {
  public:
-  explicit StateMachine(SliceStore& store) : store_(store) {}
+  explicit StateMachine(SliceStore& store);
 
   // Checks a command against the current state (before it is logged). data_len: bytes beside it.
   Status precheck(const Command& cmd, size_t data_len) const;
@@ -55,9 +56,14 @@ class StateMachine {
   // resolve() plus: the slot holds data (LIVE or PREPARED) and no transaction holds it.
   Result<SlotMeta> writable(Location loc, uint64_t expect_applied) const;
 
+  // Keeps the index of transaction slots in step with a header change.
+  void track(const SlotMeta& before, const SlotMeta& after);
+
   SliceStore& store_;
   mutable std::mutex tx_mu_;
   std::map<uint64_t, TxDecision> decisions_;
+  std::map<uint64_t, std::set<uint32_t>> tx_slots_;  // txid -> slots it holds here
+  std::map<uint64_t, uint32_t> tx_primary_;          // txid -> its primary group
 };
 
 // The answer of a transaction command, carried in a SlotMeta: txid, state LIVE = committed,
