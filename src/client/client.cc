@@ -353,7 +353,7 @@ asio::awaitable<Result<uint64_t>> Client::get_async(Attr file, const Sink& sink,
     if (cached == chains_.end() || !(cached->second.head == file.head)) {
       auto walked = co_await chain_async(file);
       if (!walked.ok() && !retryable(walked.code())) co_return walked.take_error();
-      if (walked.ok()) cached = chains_.insert_or_assign(file.ino, CachedChain{file.head, std::move(*walked)}).first;
+      if (walked.ok()) cached = chains_.insert_or_assign(file.ino, CachedChain{file.head, file.version, std::move(*walked)}).first;
     }
     Result<uint64_t> r = make_error(Code::CONFLICT, "the chain changed during the walk");
     if (cached != chains_.end()) {

@@ -118,6 +118,17 @@ class Client {
     Attr attr;
     std::vector<SliceInfo> slices;
     uint64_t size = 0;  // sum of the slices' valid_len: the content's true length
+    // What the edit did, for publishing without a second walk:
+    int64_t delta = 0;               // change of size
+    std::optional<Location> head;    // the head slot was replaced by this one
+    struct Retire {                  // a slot that now redirects: link its predecessor past it
+      Location pred;
+      uint64_t pred_applied = 0;
+      Location old, now;
+    };
+    std::optional<Retire> retire;
+    std::optional<std::pair<size_t, proto::SlotMeta>> patched;  // only slice i changed, to this
+    std::optional<Attr> published;   // the edit published itself (a file's first chain)
   };
   // Bytes to write: size bytes from src.
   struct Span {
@@ -129,6 +140,7 @@ class Client {
   boost::asio::awaitable<Result<FileView>> view_async(uint64_t ino);
   boost::asio::awaitable<Result<Attr>> edit_async(std::string path, EditStep step);
   boost::asio::awaitable<Result<Attr>> publish_async(uint64_t ino);
+  boost::asio::awaitable<Result<Attr>> publish_fast(const FileView& v);
   boost::asio::awaitable<Status> write_step(FileView& v, uint64_t off, const Span& in, const Progress& progress);
   boost::asio::awaitable<Status> write_in_tail(FileView& v, uint64_t off, const Span& data, const Progress& progress);
   boost::asio::awaitable<Status> replace_range(FileView& v, uint64_t off, uint64_t del, const Span& data);
@@ -150,6 +162,7 @@ class Client {
   std::map<uint32_t, std::string> leaders_;                            // group -> leader address
   struct CachedChain {
     Location head;
+    uint64_t version = 0;  // of the inode when the chain was walked
     std::vector<SliceInfo> slices;
   };
   std::map<uint64_t, CachedChain> chains_;  // by inode: the chain map of files read recently

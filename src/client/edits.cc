@@ -208,7 +208,14 @@ asio::awaitable<Result<Client::FileView>> Client::view_async(uint64_t ino) {
   v.attr = r.attr;
   if (v.attr.type == FileType::DIR) co_return fs_error(EISDIR, "");
   if (v.attr.type != FileType::REG) co_return fs_error(EINVAL, "");
-  MYDFS_CO_ASSIGN(v.slices, co_await chain_async(v.attr));
+  // Every acknowledged edit was published (its version bump) before it was acknowledged, so a
+  // chain map walked at this very version holds every acknowledged edit: no walk needed.
+  auto cached = chains_.find(ino);
+  if (cached != chains_.end() && cached->second.head == v.attr.head && cached->second.version == v.attr.version) {
+    v.slices = cached->second.slices;
+  } else {
+    MYDFS_CO_ASSIGN(v.slices, co_await chain_async(v.attr));
+  }
   for (const auto& s : v.slices) v.size += s.meta.valid_len;
   co_return v;
 }
@@ -230,7 +237,16 @@ asio::awaitable<Result<Attr>> Client::edit_async(std::string path, EditStep step
       continue;
     }
     Status st = co_await step(*v);
-    if (st.ok()) co_return co_await publish_async(a.ino);
+    if (st.ok() && v->published) {
+      chains_.erase(a.ino);
+      co_return *v->published;
+    }
+    if (st.ok()) {
+      auto fast = co_await publish_fast(*v);
+      if (fast.ok() || !(fast.code() == Code::FS_ERROR && error_errno(fast.error()) == ESTALE)) co_return fast;
+      co_return co_await publish_async(a.ino);  // someone published meanwhile: walk for the size
+    }
+    chains_.erase(a.ino);
     bool again = retryable(st.code()) || (st.code() == Code::FS_ERROR && error_errno(st.error()) == ESTALE);
     if (!again) co_return st.take_error();
     last = st.take_error();
@@ -239,6 +255,57 @@ asio::awaitable<Result<Attr>> Client::edit_async(std::string path, EditStep step
   e.message = fmt::format("the file kept changing under concurrent edits; gave up after {} attempts ({})",
                           opt_.edit_attempts, last.message);
   co_return e;
+}
+
+asio::awaitable<Result<Attr>> Client::publish_fast(const FileView& v) {
+  // Nobody published since our view (the compare-and-set checks it): the size is the view's
+  // plus what this edit changed, and what the edit replaced is known without a walk.
+  if (v.retire) {
+    const auto& r = *v.retire;
+    auto sc = co_await storage_for(r.pred.group);
+    if (sc.ok()) {
+      SetNextReq link{r.pred, r.now, r.pred_applied};
+      if ((co_await (*sc)->call(link)).ok()) {
+        if (auto oc = co_await storage_for(r.old.group); oc.ok()) {
+          DeleteReq d{r.old, 0};
+          (void)co_await (*oc)->call(d);
+        }
+      }
+    }
+  }
+  NsOp commit;
+  commit.type = OpType::COMMIT_FILE;
+  commit.parent = v.attr.ino;
+  commit.expect_version = v.attr.version;
+  commit.head = v.head ? *v.head : v.attr.head;
+  commit.size = static_cast<uint64_t>(static_cast<int64_t>(v.size) + v.delta);
+  commit.mtime = now_timespec();
+  MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
+  if (cm.err) {
+    chains_.erase(v.attr.ino);
+    co_return fs_error(cm.err, "publish");
+  }
+  if (v.head && !v.attr.head.null()) {
+    // The old head slot redirects to the new one, and nothing points at it any more.
+    if (auto oc = co_await storage_for(v.attr.head.group); oc.ok()) {
+      DeleteReq d{v.attr.head, 0};
+      (void)co_await (*oc)->call(d);
+    }
+  }
+  if (v.patched && !v.head && !v.retire) {
+    // A patch changed one slice in place: the map stays good for the next edit.
+    CachedChain c{v.attr.head, cm.attr.version, v.slices};
+    c.slices[v.patched->first].meta = v.patched->second;
+    uint64_t off = 0;
+    for (auto& s : c.slices) {
+      s.offset = off;
+      off += s.meta.valid_len;
+    }
+    chains_.insert_or_assign(v.attr.ino, std::move(c));
+  } else {
+    chains_.erase(v.attr.ino);
+  }
+  co_return cm.attr;
 }
 
 asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino) {
@@ -328,6 +395,7 @@ asio::awaitable<Status> Client::write_in_tail(FileView& v, uint64_t off, const S
     co_await discard(fresh);
     co_return r.take_error();
   }
+  v.delta = static_cast<int64_t>(off + data.size) - static_cast<int64_t>(v.size);
   co_return ok_status();
 }
 
@@ -437,6 +505,10 @@ asio::awaitable<Status> Client::replace_range(FileView& v, uint64_t off, uint64_
     TxForgetReq fg{txid};
     (void)co_await pc->call(fg);
   }
+  v.delta = static_cast<int64_t>(data.size) - static_cast<int64_t>(del);
+  if (i == 0 && v.attr.head == si.meta.loc) v.head = got.slots[0];
+  if (i > 0 && sl[i - 1].meta.next == si.meta.loc)
+    v.retire = FileView::Retire{sl[i - 1].meta.loc, sl[i - 1].meta.applied_index, si.meta.loc, got.slots[0]};
   co_return ok_status();
 }
 
@@ -464,6 +536,7 @@ asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span
       co_await discard(fresh);
       co_return fs_error(cm.err, "");
     }
+    v.published = cm.attr;
     co_return ok_status();
   }
   uint64_t end = off + data.size;
@@ -475,7 +548,8 @@ asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span
     auto buf = std::make_shared<AlignedBuffer>(AlignedBuffer::copy_of(std::as_bytes(std::span(b))));
     PatchReq p{s.meta.loc, static_cast<uint32_t>(off - s.offset), xxh64(buf->span()), 0, PATCH_NO_EXTEND, Location{}};
     MYDFS_CO_ASSIGN(auto sc, co_await storage_for(s.meta.loc.group));
-    MYDFS_CO_TRY(co_await sc->call(p, Bulk::of(buf)));
+    MYDFS_CO_ASSIGN(SlotResp done, co_await sc->call(p, Bulk::of(buf)));
+    v.patched.emplace(static_cast<size_t>(i), done.meta);
     co_return ok_status();
   }
   if (off >= v.slices.back().offset) co_return co_await write_in_tail(v, off, data, progress);
@@ -497,6 +571,7 @@ asio::awaitable<Status> Client::truncate_step(FileView& v, uint64_t size) {
   MYDFS_CO_ASSIGN(auto sc, co_await storage_for(m.loc.group));
   SetValidLenReq cut{m.loc, static_cast<uint32_t>(size - v.slices[k].offset), true, m.applied_index};
   MYDFS_CO_TRY(co_await sc->call(cut));
+  v.delta = static_cast<int64_t>(size) - static_cast<int64_t>(v.size);
   std::vector<Location> gone;
   for (size_t x = k + 1; x < v.slices.size(); ++x) gone.push_back(v.slices[x].meta.loc);
   co_await discard(gone);
