@@ -124,46 +124,71 @@ struct ProgressBar {
   }
 };
 
+// The bytes to upload: a local regular file read in place, or standard input read whole first
+// (its size must be known up front).
+struct LocalSource {
+  std::string name;
+  int fd = -1;
+  uint64_t size = 0;
+  std::string data;  // standard input
+
+  ~LocalSource() {
+    if (fd >= 0) ::close(fd);
+  }
+  // False (with the message printed) if LOCAL cannot be used.
+  bool open(const std::string& local, const std::string& verb) {
+    name = local;
+    if (local == "-") {
+      auto in = read_local("-");
+      if (!in.ok()) {
+        fmt::print(stderr, "mydfs: {}\n", in.error().message);
+        return false;
+      }
+      data = std::move(*in);
+      size = data.size();
+      return true;
+    }
+    fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fmt::print(stderr, "mydfs: cannot open '{}': {}\n", local, std::strerror(errno));
+      return false;
+    }
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      fmt::print(stderr, "mydfs: cannot {} '{}': not a regular file\n", verb, local);
+      return false;
+    }
+    size = static_cast<uint64_t>(st.st_size);
+    return true;
+  }
+  client::Source source() const {
+    return [this](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
+      if (fd < 0) {
+        size_t n = std::min<size_t>(out.size(), data.size() - std::min<size_t>(off, data.size()));
+        std::memcpy(out.data(), data.data() + off, n);
+        return n;
+      }
+      size_t done = 0;
+      while (done < out.size()) {
+        ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(off + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return make_error(Code::IO_ERROR, fmt::format("read '{}': {}", name, std::strerror(errno)));
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
+      }
+      return done;
+    };
+  }
+};
+
 }  // namespace
 
 int cmd_put(const std::string& tracker, const std::string& local, const std::string& path) {
-  int fd = local == "-" ? -1 : ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
-  if (local != "-" && fd < 0) {
-    fmt::print(stderr, "mydfs: cannot open '{}': {}\n", local, std::strerror(errno));
-    return kFailed;
-  }
-  struct stat st{};
-  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-    fmt::print(stderr, "mydfs: cannot put '{}': not a regular file\n", local);
-    ::close(fd);
-    return kFailed;
-  }
-  std::string data;  // standard input is read whole first (its size must be known up front)
-  if (fd < 0) {
-    char buf[65536];
-    ssize_t n;
-    while ((n = ::read(0, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-  }
-  uint64_t size = fd >= 0 ? static_cast<uint64_t>(st.st_size) : data.size();
+  LocalSource in;
+  if (!in.open(local, "put")) return kFailed;
   auto c = open_client(tracker);
   ProgressBar bar;
-  auto r = c->put(path, size, [&](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
-    if (fd < 0) {
-      size_t n = std::min<size_t>(out.size(), data.size() - off);
-      std::memcpy(out.data(), data.data() + off, n);
-      return n;
-    }
-    size_t done = 0;
-    while (done < out.size()) {
-      ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(off + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return make_error(Code::IO_ERROR, fmt::format("read '{}': {}", local, std::strerror(errno)));
-      if (n == 0) break;
-      done += static_cast<size_t>(n);
-    }
-    return done;
-  }, [&](uint64_t d, uint64_t t) { bar(d, t); });
-  if (fd >= 0) ::close(fd);
+  auto r = c->put(path, in.size, in.source(), [&](uint64_t d, uint64_t t) { bar(d, t); });
   if (!r.ok()) return fail("put", path, r.error());
   return kOk;
 }
@@ -306,24 +331,8 @@ int cmd_chain(const std::string& tracker, const std::string& path) {
 // Edits. Numbers accept the size suffixes of the daemons' flags (4096, 4KiB, 1M).
 
 int cmd_append(const std::string& tracker, const std::string& path, const std::string& local) {
-  int fd = local == "-" ? -1 : ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
-  if (local != "-" && fd < 0) {
-    fmt::print(stderr, "mydfs: cannot open '{}': {}\n", local, std::strerror(errno));
-    return kFailed;
-  }
-  struct stat st{};
-  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-    fmt::print(stderr, "mydfs: cannot append '{}': not a regular file\n", local);
-    ::close(fd);
-    return kFailed;
-  }
-  std::string data;
-  if (fd < 0) {
-    auto in = read_local("-");
-    if (!in.ok()) return fail("append to", path, in.error());
-    data = std::move(*in);
-  }
-  uint64_t size = fd >= 0 ? static_cast<uint64_t>(st.st_size) : data.size();
+  LocalSource in;
+  if (!in.open(local, "append")) return kFailed;
   auto c = open_client(tracker);
   // The file must exist or be creatable, like `>>` in a shell.
   if (auto a = c->stat(path); !a.ok() && client::error_errno(a.error()) == ENOENT) {
@@ -331,20 +340,7 @@ int cmd_append(const std::string& tracker, const std::string& path, const std::s
     if (!made.ok() && client::error_errno(made.error()) != ESTALE) return fail("create", path, made.error());
   }
   ProgressBar bar;
-  auto r = c->append(path, size, [&](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
-    if (fd < 0) {
-      size_t n = std::min<size_t>(out.size(), data.size() - std::min<size_t>(off, data.size()));
-      std::memcpy(out.data(), data.data() + off, n);
-      return n;
-    }
-    for (;;) {
-      ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(off));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return make_error(Code::IO_ERROR, fmt::format("read '{}': {}", local, std::strerror(errno)));
-      return static_cast<size_t>(n);
-    }
-  }, [&](uint64_t d, uint64_t t) { bar(d, t); });
-  if (fd >= 0) ::close(fd);
+  auto r = c->append(path, in.size, in.source(), [&](uint64_t d, uint64_t t) { bar(d, t); });
   if (!r.ok()) return fail("append to", path, r.error());
   return kOk;
 }
