@@ -118,7 +118,8 @@ void check_command(std::string_view in) {
   c.decode(r);
   if (!r.ok()) return;
   std::string_view used = in.substr(0, in.size() - r.remaining());
-  FUZZ_CHECK(c.type >= CmdType::RESERVE && c.type <= CmdType::DELETE, "command with an unknown type decoded");
+  FUZZ_CHECK(c.type >= CmdType::RESERVE && static_cast<uint8_t>(c.type) <= kMaxCmdType, "command with an unknown type decoded");
+  FUZZ_CHECK(static_cast<uint8_t>(c.decision) <= 2 && (c.flags & ~3u) == 0, "command with an invalid decision or flags decoded");
   FUZZ_CHECK(cmd_name(c.type) != "unknown", "command type without a name");
   FUZZ_CHECK(proto::valid_slot_state(static_cast<uint16_t>(c.state)), "command with an invalid state decoded");
   Writer w;

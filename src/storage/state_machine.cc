@@ -151,32 +151,40 @@ Result<SlotMeta> StateMachine::apply_tx(uint64_t index, const Command& cmd) {
 }
 
 Result<uint32_t> StateMachine::finish(uint64_t index, uint64_t txid, TxDecision d) {
-  uint32_t n = 0;
   std::vector<uint32_t> slots;
   {
     std::lock_guard g(tx_mu_);
     if (auto it = tx_slots_.find(txid); it != tx_slots_.end()) slots.assign(it->second.begin(), it->second.end());
   }
-  for (uint32_t slot : slots) {
-    std::unique_lock lock(store_.locks().of(slot));
-    auto cur = store_.meta(slot);
-    if (!cur.ok() || cur->txid != txid || cur->applied_index >= index) continue;
-    if (cur->state != SlotState::PREPARED && cur->state != SlotState::LIVE) continue;
-    SlotMeta m = *cur;
-    bool fresh = m.state == SlotState::PREPARED;
-    if (d == TxDecision::COMMIT) {
-      if (fresh) m.state = SlotState::LIVE;
-      else m.state = m.redirect.null() ? SlotState::DELETED : SlotState::REDIRECT;
-    } else {
-      if (fresh) m.state = SlotState::DELETED;
-      else m.redirect = Location{};
+  // Readers walk the slot table while this runs, one slot at a time, so the order matters: new
+  // slices become LIVE first (still unreachable), then the old first slice redirects to them
+  // (the switch), then the other old slices go. A reader never meets a broken chain.
+  enum Pass { FRESH, REDIRECTED, DROPPED };
+  uint32_t n = 0;
+  for (Pass pass : {FRESH, REDIRECTED, DROPPED}) {
+    for (uint32_t slot : slots) {
+      std::unique_lock lock(store_.locks().of(slot));
+      auto cur = store_.meta(slot);
+      if (!cur.ok() || cur->txid != txid || cur->applied_index >= index) continue;
+      if (cur->state != SlotState::PREPARED && cur->state != SlotState::LIVE) continue;
+      bool fresh = cur->state == SlotState::PREPARED;
+      Pass mine = fresh ? FRESH : cur->redirect.null() ? DROPPED : REDIRECTED;
+      if (mine != pass) continue;
+      SlotMeta m = *cur;
+      if (d == TxDecision::COMMIT) {
+        if (fresh) m.state = SlotState::LIVE;
+        else m.state = m.redirect.null() ? SlotState::DELETED : SlotState::REDIRECT;
+      } else {
+        if (fresh) m.state = SlotState::DELETED;
+        else m.redirect = Location{};
+      }
+      m.txid = 0;
+      m.tx_primary = 0;
+      m.applied_index = index;
+      MYDFS_TRY(store_.put_header(m, PayloadCheck::KEEP));
+      track(*cur, m);
+      ++n;
     }
-    m.txid = 0;
-    m.tx_primary = 0;
-    m.applied_index = index;
-    MYDFS_TRY(store_.put_header(m, PayloadCheck::KEEP));
-    track(*cur, m);
-    ++n;
   }
   return n;
 }
