@@ -27,6 +27,8 @@ enum class Method : uint16_t {
   TX_DECIDE = 0x0120,
   TX_FINISH = 0x0121,
   TX_FORGET = 0x0122,
+  // storage: Raft between the members of a group
+  RAFT_MESSAGE = 0x0130,
   // storage: reads
   READ = 0x0110,
   STAT = 0x0111,
@@ -318,6 +320,21 @@ struct InfoReq {
   using Response = InfoResp;
   void encode(Writer&) const {}
   void decode(Reader&) {}
+};
+
+// A Raft message between members of a group (raft/types.h encodes `message`). Answered at once
+// with an empty OK: Raft does not need per-message replies, its own messages are the answers.
+struct RaftMessageResp {
+  void encode(Writer&) const {}
+  void decode(Reader&) {}
+};
+struct RaftMessageReq {
+  static constexpr Method kMethod = Method::RAFT_MESSAGE;
+  using Response = RaftMessageResp;
+  uint32_t group = 0;
+  std::string message;
+  void encode(Writer& w) const { w.u32(group); w.str(message); }
+  void decode(Reader& r) { group = r.u32(); message = r.str(80u << 20); }
 };
 
 // Response envelope.

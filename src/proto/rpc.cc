@@ -29,6 +29,7 @@ std::string_view method_name(uint16_t m) {
     case Method::TX_DECIDE: return "tx_decide";
     case Method::TX_FINISH: return "tx_finish";
     case Method::TX_FORGET: return "tx_forget";
+    case Method::RAFT_MESSAGE: return "raft_message";
     case Method::READ: return "read";
     case Method::STAT: return "stat";
     case Method::WALK: return "walk";

@@ -10,6 +10,7 @@
 #include "common/buffer.h"
 #include "common/checksum.h"
 #include "proto/codec.h"
+#include "proto/record.h"
 
 namespace mydfs::storage {
 
@@ -17,41 +18,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-uint64_t record_checksum(uint32_t len, uint32_t type, std::string_view body) {
-  unsigned char h[8];
-  for (int i = 0; i < 4; ++i) h[i] = static_cast<unsigned char>(len >> (8 * i));
-  for (int i = 0; i < 4; ++i) h[4 + i] = static_cast<unsigned char>(type >> (8 * i));
-  XXH64_state_t* st = XXH64_createState();
-  XXH64_reset(st, 0);
-  XXH64_update(st, h, sizeof h);
-  XXH64_update(st, body.data(), body.size());
-  uint64_t sum = XXH64_digest(st);
-  XXH64_freeState(st);
-  return sum;
-}
+constexpr RecordRules kWalRules{1, 8, kWalMaxBody};
 
-// Parses the record at off; returns its total size, or 0 if it is not a complete valid record.
 size_t parse_record(std::string_view data, size_t off, std::string_view& body) {
-  if (data.size() - off < kWalRecordHeader) return 0;
-  Reader r(data.data() + off, kWalRecordHeader);
-  uint32_t len = r.u32();
-  uint32_t type = r.u32();
-  uint64_t sum = r.u64();
-  if (type != 1 || len < 8 || len > kWalMaxBody || data.size() - off - kWalRecordHeader < len) return 0;
-  body = data.substr(off + kWalRecordHeader, len);
-  if (record_checksum(len, type, body) != sum) return 0;
-  return kWalRecordHeader + len;
+  uint32_t type;
+  return mydfs::parse_record(data, off, kWalRules, type, body);
 }
 
-// Any valid record at any byte position in [from, end)? Tells damage in the middle (acknowledged
-// records follow it) from a torn tail (nothing valid after it).
-bool valid_record_after(std::string_view data, size_t from) {
-  for (size_t off = from; off + kWalRecordHeader <= data.size(); ++off) {
-    std::string_view body;
-    if (parse_record(data, off, body)) return true;
-  }
-  return false;
-}
+bool valid_record_after(std::string_view data, size_t from) { return mydfs::valid_record_after(data, from, kWalRules); }
 
 bool parse_segment_name(const std::string& name, uint64_t& first) {
   if (name.size() != 24 || name.rfind("wal-", 0) != 0 || name.substr(20) != ".log") return false;
@@ -68,14 +42,7 @@ uint64_t body_index(std::string_view body) {
 
 }  // namespace
 
-std::string Wal::encode_record(std::string_view body) {
-  Writer w;
-  w.u32(static_cast<uint32_t>(body.size()));
-  w.u32(1);
-  w.u64(record_checksum(static_cast<uint32_t>(body.size()), 1, body));
-  w.raw(body.data(), body.size());
-  return w.take();
-}
+std::string Wal::encode_record(std::string_view body) { return mydfs::encode_record(1, body); }
 
 Result<std::unique_ptr<Wal>> Wal::open(const std::string& dir, uint64_t after, const Visitor& visit) {
   std::error_code ec;

@@ -20,7 +20,7 @@
 
 namespace mydfs::storage {
 
-constexpr size_t kWalRecordHeader = 16;
+constexpr size_t kWalRecordHeader = 16;  // proto/record.h
 constexpr uint32_t kWalMaxBody = 8u << 20;
 // Log indexes run from 1 to kWalMaxIndex; a larger one can only be damage (at a million
 // commands a second the range lasts 146,000 years).
