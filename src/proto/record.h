@@ -1,5 +1,5 @@
 // Checksummed records, the unit of every append-only log file in mydfs (the storage node's
-// write-ahead log, the Raft log). docs/ON-DISK.md §9.1:
+// write-ahead log, the Raft log). docs/ON-DISK.md §9.2:
 //   u32 body_len | u32 type | u64 xxHash64(body_len, type, body) | body
 // A reader cuts a torn tail (an invalid record with nothing valid after it in the last file) and
 // refuses a damaged record that has valid records after it.
