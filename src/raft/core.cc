@@ -536,9 +536,9 @@ void Core::handle_append_resp(const Message& m) {
       }
       break;
   }
-  if (progressed && maybe_commit()) {
-    // The new commit index reaches the followers with the next append or heartbeat.
-  }
+  // The new commit index reaches the followers with the next append or heartbeat. A leader whose
+  // own removal just committed steps down inside maybe_commit(): prs_ (and pr) are gone then.
+  if (progressed && maybe_commit() && role_ != Role::LEADER) return;
   // Keep the pipeline full.
   for (size_t k = 0; k < cfg_.max_inflight + 1 && pr.next <= last_index(); ++k) {
     size_t before = msgs_.size();
