@@ -140,16 +140,23 @@ class ModelTest : public ::testing::Test {
   Cluster cluster_;
 };
 
+// MYDFS_MODEL_STEPS: operations per seed (default 700; tools/test runs fewer under the sanitizers).
+int model_steps() {
+  const char* s = std::getenv("MYDFS_MODEL_STEPS");
+  int n = s ? std::atoi(s) : 0;
+  return n > 0 ? n : 700;
+}
+
 TEST_F(ModelTest, fixedSeeds_andOneRandom) {
   for (uint64_t seed : {1u, 2u}) {
-    run(seed, 700);
+    run(seed, model_steps());
     if (HasFatalFailure()) return;
   }
   uint64_t seed = std::random_device{}();
   if (const char* s = std::getenv("MYDFS_MODEL_SEED")) seed = std::strtoull(s, nullptr, 10);
   std::printf("model test random seed: %llu (replay with MYDFS_MODEL_SEED=%llu)\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
-  run(seed, 700);
+  run(seed, model_steps());
 }
 
 // ---------------------------------------------------------------------------------------------
