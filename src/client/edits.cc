@@ -64,6 +64,18 @@ Result<std::string> read_all(const Source& src, uint64_t off, size_t len) {
 
 const Progress kNoProgress;
 
+// len bytes of src from off, straight into a buffer the RPC layer can send (no extra copy).
+Result<std::shared_ptr<AlignedBuffer>> read_buffer(const Source& src, uint64_t off, size_t len) {
+  auto buf = std::make_shared<AlignedBuffer>(len);
+  size_t done = 0;
+  while (done < len) {
+    MYDFS_ASSIGN(size_t n, src(off + done, buf->span().subspan(done)));
+    if (n == 0) return make_error(Code::IO_ERROR, "the source ended early");
+    done += n;
+  }
+  return buf;
+}
+
 uint64_t random_txid() {
   thread_local std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(::getpid()) << 32);
   uint64_t t = 0;
@@ -379,13 +391,12 @@ asio::awaitable<Status> Client::write_in_tail(FileView& v, uint64_t off, const S
   uint32_t limit = std::max(tail.meta.valid_len, slice_bytes());
   uint64_t in_tail = std::min<uint64_t>(data.size, limit - pos);
   uint64_t rest = data.size - in_tail;
-  MYDFS_CO_ASSIGN(std::string first, read_all(data.src, 0, static_cast<size_t>(in_tail)));
+  MYDFS_CO_ASSIGN(auto buf, read_buffer(data.src, 0, static_cast<size_t>(in_tail)));
   std::vector<Location> fresh;
   if (rest > 0) {
     Span more{rest, shifted(data.src, in_tail)};
     MYDFS_CO_ASSIGN(fresh, co_await write_new_slices(v.attr.ino, more, tail.meta.next, progress));
   }
-  auto buf = std::make_shared<AlignedBuffer>(AlignedBuffer::copy_of(std::as_bytes(std::span(first))));
   PatchReq p{tail.meta.loc, pos, xxh64(buf->span()), tail.meta.applied_index,
              static_cast<uint8_t>(fresh.empty() ? 0 : PATCH_SET_NEXT), fresh.empty() ? Location{} : fresh[0]};
   auto sc = co_await storage_for(tail.meta.loc.group);
@@ -544,8 +555,7 @@ asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span
   if (i >= 0 && end <= v.slices[i].offset + v.slices[i].meta.valid_len) {
     // Inside one slice: one patch. Patches of one slice serialize on the node's lock.
     const SliceInfo& s = v.slices[i];
-    MYDFS_CO_ASSIGN(std::string b, read_all(data.src, 0, static_cast<size_t>(data.size)));
-    auto buf = std::make_shared<AlignedBuffer>(AlignedBuffer::copy_of(std::as_bytes(std::span(b))));
+    MYDFS_CO_ASSIGN(auto buf, read_buffer(data.src, 0, static_cast<size_t>(data.size)));
     PatchReq p{s.meta.loc, static_cast<uint32_t>(off - s.offset), xxh64(buf->span()), 0, PATCH_NO_EXTEND, Location{}};
     MYDFS_CO_ASSIGN(auto sc, co_await storage_for(s.meta.loc.group));
     MYDFS_CO_ASSIGN(SlotResp done, co_await sc->call(p, Bulk::of(buf)));

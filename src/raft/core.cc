@@ -124,7 +124,7 @@ uint64_t Core::append_local(std::vector<Entry> entries) {
   return idx;
 }
 
-void Core::append_from_leader(uint64_t index, const std::vector<Entry>& entries) {
+void Core::append_from_leader(const std::vector<Entry>& entries) {
   std::vector<Entry> added;
   for (size_t k = 0; k < entries.size(); ++k) {
     const Entry& e = entries[k];
@@ -138,7 +138,6 @@ void Core::append_from_leader(uint64_t index, const std::vector<Entry>& entries)
     log_.push_back(e);
     added.push_back(e);
   }
-  (void)index;
   apply_conf_entries(added);
 }
 
@@ -412,7 +411,7 @@ void Core::handle_append(const Message& m) {
   }
   auto t = term_at(m.index);
   if (t && *t == m.log_term) {
-    append_from_leader(m.index, m.entries);
+    append_from_leader(m.entries);
     uint64_t last_new = m.index + m.entries.size();
     uint64_t c = std::min(m.commit, last_new);
     if (c > commit_) commit_ = std::min(c, last_index());
@@ -466,7 +465,7 @@ void Core::handle_append_resp(const Message& m) {
   if (heartbeat) {
     uint64_t& acked = acked_round_[m.from];
     acked = std::max(acked, m.context);
-    release_reads(0);
+    release_reads();
   }
   if (m.reject) {
     if (pr.state == ProgressState::REPLICATE) {
@@ -651,7 +650,7 @@ bool Core::maybe_commit() {
   return false;
 }
 
-void Core::release_reads(uint64_t) {
+void Core::release_reads() {
   if (pending_reads_.empty()) return;
   std::vector<uint64_t> rounds;
   for (NodeId v : conf_.voters) {

@@ -161,12 +161,12 @@ class Core {
   void broadcast_heartbeat();
   bool maybe_commit();
   uint64_t append_local(std::vector<Entry> entries);  // leader: assign indexes, returns the last
-  // Follower: entries after (index, log_term) from the leader; returns the new last index.
-  void append_from_leader(uint64_t index, const std::vector<Entry>& entries);
+  // Follower: entries that follow a matched (index, log_term); conflicting ones replace the suffix.
+  void append_from_leader(const std::vector<Entry>& entries);
   void truncate_from(uint64_t index);
   void apply_conf_entries(const std::vector<Entry>& added);
   void rebuild_conf();
-  void release_reads(uint64_t acked_round);
+  void release_reads();  // hands out the pending reads a majority's acknowledged round covers
 
   Config cfg_;
   // Persistent state (handed out in Ready::hard_state whenever it changes).
