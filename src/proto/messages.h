@@ -29,6 +29,8 @@ enum class Method : uint16_t {
   TX_FORGET = 0x0122,
   // storage: Raft between the members of a group
   RAFT_MESSAGE = 0x0130,
+  SLICE_PUSH = 0x0131,   // leader -> follower: a slice's bytes, before its WRITE_SLOT is proposed
+  SLICE_FETCH = 0x0132,  // member -> member: the bytes of a WRITE_SLOT entry it missed
   // storage: reads
   READ = 0x0110,
   STAT = 0x0111,
@@ -335,6 +337,38 @@ struct RaftMessageReq {
   std::string message;
   void encode(Writer& w) const { w.u32(group); w.str(message); }
   void decode(Reader& r) { group = r.u32(); message = r.str(80u << 20); }
+};
+
+// The data path of a storage group (docs/RAFT.md "Data beside the log"): slice bytes travel
+// between members apart from the Raft messages, which carry only (location, length, checksum).
+struct SlicePushResp {
+  void encode(Writer&) const {}
+  void decode(Reader&) {}
+};
+struct SlicePushReq {  // + bulk: the slice
+  static constexpr Method kMethod = Method::SLICE_PUSH;
+  using Response = SlicePushResp;
+  uint32_t group = 0;
+  Location loc;
+  uint64_t checksum = 0;  // xxHash64 of the bulk
+  void encode(Writer& w) const { w.u32(group); w.loc(loc); w.u64(checksum); }
+  void decode(Reader& r) { group = r.u32(); loc = r.loc(); checksum = r.u64(); }
+};
+struct SliceFetchResp {  // + bulk unless obsolete
+  bool obsolete = false;  // the slot moved on (deleted or reused): its bytes are needed by no one
+  uint64_t applied = 0;   // the slot's applied index where the bytes came from
+  void encode(Writer& w) const { w.boolean(obsolete); w.u64(applied); }
+  void decode(Reader& r) { obsolete = r.boolean(); applied = r.u64(); }
+};
+struct SliceFetchReq {
+  static constexpr Method kMethod = Method::SLICE_FETCH;
+  using Response = SliceFetchResp;
+  uint32_t group = 0;
+  Location loc;
+  uint32_t len = 0;
+  uint64_t checksum = 0;  // of the bytes as the WRITE_SLOT wrote them
+  void encode(Writer& w) const { w.u32(group); w.loc(loc); w.u32(len); w.u64(checksum); }
+  void decode(Reader& r) { group = r.u32(); loc = r.loc(); len = r.u32(); checksum = r.u64(); }
 };
 
 // Response envelope.

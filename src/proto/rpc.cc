@@ -30,6 +30,8 @@ std::string_view method_name(uint16_t m) {
     case Method::TX_FINISH: return "tx_finish";
     case Method::TX_FORGET: return "tx_forget";
     case Method::RAFT_MESSAGE: return "raft_message";
+    case Method::SLICE_PUSH: return "slice_push";
+    case Method::SLICE_FETCH: return "slice_fetch";
     case Method::READ: return "read";
     case Method::STAT: return "stat";
     case Method::WALK: return "walk";

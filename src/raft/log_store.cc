@@ -55,7 +55,7 @@ Result<std::unique_ptr<LogStore>> LogStore::open(const std::string& dir) {
     fs::create_directories(dir, ec);
     if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create Raft log directory '{}': {}", dir, ec.message()));
     auto parent = fs::path(dir).parent_path().string();
-    MYDFS_TRY(storage::sync_dir(parent.empty() ? "." : parent));
+    MYDFS_TRY(sync_dir(parent.empty() ? "." : parent));
   }
   std::unique_ptr<LogStore> s(new LogStore(dir));
   MYDFS_TRY(s->load());
@@ -122,7 +122,7 @@ Status LogStore::load() {
   for (size_t si = 0; si < segments_.size(); ++si) {
     const auto& path = segments_[si].second;
     bool last = si + 1 == segments_.size();
-    MYDFS_ASSIGN(auto f, storage::File::open(path, O_RDONLY));
+    MYDFS_ASSIGN(auto f, File::open(path, O_RDONLY));
     MYDFS_ASSIGN(uint64_t size, f->size());
     std::string data(size, '\0');
     MYDFS_TRY(f->pread_all(0, std::as_writable_bytes(std::span(data.data(), data.size()))));
@@ -136,7 +136,7 @@ Status LogStore::load() {
           return make_error(Code::CORRUPT, fmt::format("Raft log record at byte {} of '{}' is corrupt; refusing to "
                                                        "start (repair or remove the damaged data to go on)", off, path));
         spdlog::warn("raft log: cutting a torn record at byte {} of '{}' ({} bytes)", off, path, data.size() - off);
-        MYDFS_ASSIGN(auto wf, storage::File::open(path, O_RDWR));
+        MYDFS_ASSIGN(auto wf, File::open(path, O_RDWR));
         MYDFS_TRY(wf->truncate(off));
         MYDFS_TRY(wf->sync());
         data.resize(off);
@@ -147,7 +147,7 @@ Status LogStore::load() {
     }
     bytes_ += data.size();
     if (last) {
-      MYDFS_ASSIGN(active_, storage::File::open(path, O_RDWR));
+      MYDFS_ASSIGN(active_, File::open(path, O_RDWR));
       active_size_ = data.size();
     }
   }
@@ -157,8 +157,8 @@ Status LogStore::load() {
 
 Status LogStore::start_segment(uint64_t seq) {
   auto path = (fs::path(dir_) / fmt::format("raft-{:016x}.log", seq)).string();
-  MYDFS_ASSIGN(active_, storage::File::open(path, O_RDWR | O_CREAT | O_TRUNC));
-  MYDFS_TRY(storage::sync_dir(dir_));
+  MYDFS_ASSIGN(active_, File::open(path, O_RDWR | O_CREAT | O_TRUNC));
+  MYDFS_TRY(sync_dir(dir_));
   segments_.emplace_back(seq, path);
   active_size_ = 0;
   return ok_status();
@@ -231,7 +231,7 @@ Status LogStore::compact(const SnapshotMeta& snap, std::string_view data, const 
     fs::remove(path, ec);
     if (ec) spdlog::warn("raft log: cannot remove '{}': {}", path, ec.message());
   }
-  return storage::sync_dir(dir_);
+  return sync_dir(dir_);
 }
 
 }  // namespace mydfs::raft

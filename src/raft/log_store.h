@@ -23,7 +23,7 @@
 
 #include "common/result.h"
 #include "raft/core.h"
-#include "storage/file_io.h"
+#include "common/file_io.h"
 
 namespace mydfs::raft {
 
@@ -56,7 +56,7 @@ class LogStore {
 
   std::string dir_;
   std::vector<std::pair<uint64_t, std::string>> segments_;  // sequence, path; oldest first
-  std::unique_ptr<storage::File> active_;
+  std::unique_ptr<File> active_;
   uint64_t active_size_ = 0;
   uint64_t bytes_ = 0;
 

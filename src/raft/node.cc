@@ -111,10 +111,21 @@ void RaftNode::process() {
   while (core_->has_ready()) {
     Ready rd = core_->ready();
     if (rd.snapshot) {
-      // Installing the application's state from a snapshot is the application's business
-      // (storage groups stream their slots); this node only records it.
-      spdlog::info("raft: snapshot at index {} (term {}) received", rd.snapshot->index, rd.snapshot->term);
+      spdlog::info("raft: installing the snapshot at index {} (term {})", rd.snapshot->index, rd.snapshot->term);
+      if (opt_.install_snapshot) {
+        // Until the application holds the state, nothing of this Ready may be persisted or sent.
+        for (int attempt = 0;; ++attempt) {
+          Status st = opt_.install_snapshot(*rd.snapshot);
+          if (st.ok()) break;
+          if (stopped_) return;
+          spdlog::warn("raft: snapshot install failed (attempt {}), retrying: {}", attempt + 1, st.error().to_string());
+          std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 100 << std::min(attempt, 4))));
+        }
+      }
+      applied_ = rd.snapshot->index;
     }
+    if (opt_.before_persist && !rd.entries.empty()) opt_.before_persist(rd.entries);
+    if (stopped_) return;
     Status st = store_->save(rd);
     if (!st.ok()) {
       // Nothing of this Ready may leave the node: its votes and acknowledgements depend on it.
@@ -160,11 +171,16 @@ void RaftNode::process() {
   last_role_ = role;
   if (core_->applied() >= core_->snapshot().index + opt_.compact_after && core_->applied() == applied_) {
     uint64_t at = applied_;
-    core_->compact(at, "");
-    std::vector<Entry> rest;
-    for (uint64_t i = core_->first_index(); i <= core_->last_index(); ++i) rest.push_back(*core_->entry(i));
-    Status st = store_->compact(core_->snapshot(), "", HardState{core_->term(), core_->vote(), core_->commit()}, rest);
-    if (!st.ok()) spdlog::error("raft: log compaction failed: {}", st.error().to_string());
+    Status cp = opt_.before_compact ? opt_.before_compact(at) : ok_status();
+    if (!cp.ok()) {
+      spdlog::error("raft: checkpoint at {} failed, the log is kept: {}", at, cp.error().to_string());
+    } else {
+      core_->compact(at, "");
+      std::vector<Entry> rest;
+      for (uint64_t i = core_->first_index(); i <= core_->last_index(); ++i) rest.push_back(*core_->entry(i));
+      Status st = store_->compact(core_->snapshot(), "", HardState{core_->term(), core_->vote(), core_->commit()}, rest);
+      if (!st.ok()) spdlog::error("raft: log compaction failed: {}", st.error().to_string());
+    }
   }
   std::lock_guard g(info_mu_);
   info_ = Info{role, core_->term(), core_->leader(), core_->commit(), applied_, core_->last_index()};

@@ -36,6 +36,18 @@ struct NodeOptions {
   uint64_t applied = 0;                         // the application already holds entries up to here
   std::chrono::milliseconds tick{100};          // one Raft tick
   uint64_t compact_after = 10000;               // entries applied beyond the last snapshot before compacting
+  // Application hooks, all called on the node's thread:
+  // before_persist(entries) returns once whatever these entries refer to outside the log is
+  // durable on this node (storage groups: the slices of WRITE_SLOT entries), so that persisting
+  // them, and so acknowledging them, never promises data this node does not have.
+  std::function<void(const std::vector<Entry>&)> before_persist;
+  // before_compact(index): the application makes its state up to index durable; the log is cut
+  // there only if it returns OK.
+  std::function<Status(uint64_t index)> before_compact;
+  // install_snapshot(meta): the application brings its state up to at least meta.index from the
+  // leader (entries after meta.index are re-applied on top, so they must be idempotent). The
+  // node retries it on failure and persists nothing of that Ready until it succeeds.
+  std::function<Status(const SnapshotMeta& meta)> install_snapshot;
 };
 
 using ApplyFn = std::function<void(const Entry& e)>;

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "storage/file_io.h"
+#include "common/file_io.h"
 #include "storage/slice_store.h"
 
 namespace mydfs::storage {

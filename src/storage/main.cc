@@ -1,5 +1,7 @@
 // mydfs-storage: one storage node. Holds slots on local disk and serves them over RPC; every
-// mutation goes through the group's replicator (single-node write-ahead log for now).
+// mutation goes through the group's replicator: Raft among the members given by --members, or a
+// single-node write-ahead log without them.
+#include <charconv>
 #include <csignal>
 #include <filesystem>
 
@@ -12,6 +14,7 @@
 #include "common/logging.h"
 #include "proto/rpc.h"
 #include "proto/tracker_messages.h"
+#include "storage/group_replicator.h"
 #include "storage/replicator.h"
 #include "storage/service.h"
 #include "storage/slice_store.h"
@@ -42,7 +45,26 @@ struct Config {
   std::string tracker;    // heartbeats go here ("" = none)
   std::string advertise;  // address the tracker knows this node by (default: --listen)
   uint32_t tx_timeout_ms = 10000;
+  std::vector<std::string> members;  // "ID=HOST:PORT" for every member of the group, this one included
+  uint32_t tick_ms = 50;
+  uint32_t election_ticks = 10;
 };
+
+// "1=127.0.0.1:7101" -> (1, "127.0.0.1:7101")
+Result<std::map<raft::NodeId, std::string>> parse_members(const std::vector<std::string>& items) {
+  std::map<raft::NodeId, std::string> out;
+  for (const auto& item : items) {
+    auto eq = item.find('=');
+    uint64_t id = 0;
+    if (eq == std::string::npos || eq == 0 ||
+        std::from_chars(item.data(), item.data() + eq, id).ptr != item.data() + eq || id == 0)
+      return make_error(Code::BAD_REQUEST, fmt::format("--members item '{}' is not ID=HOST:PORT (ID a positive number)", item));
+    if (auto hp = parse_host_port(item.substr(eq + 1)); !hp.ok()) return hp.take_error();
+    if (!out.emplace(id, item.substr(eq + 1)).second)
+      return make_error(Code::BAD_REQUEST, fmt::format("--members names member {} twice", id));
+  }
+  return out;
+}
 
 int fail(const std::string& msg) {
   fmt::print(stderr, "mydfs-storage: {}\n", msg);
@@ -78,6 +100,13 @@ int main(int argc, char** argv) {
   app.add_option("--tx-timeout-ms", c.tx_timeout_ms,
                  "A transaction holding slots here this long is resolved with its primary group (aborted unless committed)")
       ->capture_default_str();
+  app.add_option("--members", c.members,
+                 "The group's members as ID=HOST:PORT (RPC addresses, this node included, comma or space separated); "
+                 "with them the group replicates by Raft, without them this node is a group of one")
+      ->delimiter(',');
+  app.add_option("--raft-tick-ms", c.tick_ms, "Raft tick")->capture_default_str();
+  app.add_option("--election-ticks", c.election_ticks, "Election timeout in ticks (randomized up to twice this)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto logs = setup_logging("storage", c.log_level, c.log_file);
@@ -109,6 +138,15 @@ int main(int argc, char** argv) {
   if (!c.advertise.empty()) {
     if (auto a = parse_host_port(c.advertise); !a.ok()) return fail(a.error().message);
   }
+  std::map<raft::NodeId, std::string> members;
+  if (!c.members.empty()) {
+    auto m = parse_members(c.members);
+    if (!m.ok()) return fail(m.error().message);
+    members = std::move(*m);
+    if (!members.count(c.node_id))
+      return fail(fmt::format("--members does not name this node (--node-id {})", c.node_id));
+    if (c.tick_ms < 1 || c.election_ticks < 2) return fail("--raft-tick-ms must be positive and --election-ticks at least 2");
+  }
   auto locked = lock_data_dir(c.data);
   if (!locked.ok()) return fail(locked.error().message);
 
@@ -132,13 +170,34 @@ int main(int argc, char** argv) {
 
   Metrics metrics;
   register_process_metrics(metrics);
-  storage::LocalReplicatorOptions ro;
-  ro.log_dir = c.data + "/wal";
-  ro.checkpoint_bytes = c.checkpoint_mb << 20;
-  ro.max_batch = c.max_batch;
-  ro.io_threads = c.io_threads;
-  auto repl = storage::open_local_replicator(**store, ro, &metrics);
-  if (!repl.ok()) return fail(repl.error().message);
+  asio::io_context io(1);
+  std::unique_ptr<storage::Replicator> repl;
+  storage::GroupReplicator* group = nullptr;
+  if (members.empty()) {
+    storage::LocalReplicatorOptions ro;
+    ro.log_dir = c.data + "/wal";
+    ro.checkpoint_bytes = c.checkpoint_mb << 20;
+    ro.max_batch = c.max_batch;
+    ro.io_threads = c.io_threads;
+    auto r = storage::open_local_replicator(**store, ro, &metrics);
+    if (!r.ok()) return fail(r.error().message);
+    repl = std::move(*r);
+  } else {
+    if (std::filesystem::exists(c.data + "/wal"))
+      return fail(fmt::format("'{}' holds the log of a group of one ({}/wal); it cannot join a Raft group", c.data, c.data));
+    storage::GroupOptions go;
+    go.dir = c.data + "/raft";
+    go.group = c.group_id;
+    go.self = c.node_id;
+    go.members = members;
+    go.tick = std::chrono::milliseconds(c.tick_ms);
+    go.election_ticks = static_cast<int>(c.election_ticks);
+    go.io_threads = c.io_threads;
+    auto r = storage::open_group_replicator(**store, go, io, &metrics);
+    if (!r.ok()) return fail(r.error().message);
+    group = r->get();
+    repl = std::move(*r);
+  }
 
   auto& st = **store;
   metrics.gauge_fn("mydfs_storage_slots_capacity", "Usable slots", [&] { return st.capacity(); });
@@ -146,17 +205,19 @@ int main(int argc, char** argv) {
   metrics.gauge_fn("mydfs_storage_slots_free", "Slots free (never used or deleted)", [&] { return st.free_slots(); });
   metrics.gauge_fn("mydfs_storage_high_water", "First never-used slot", [&] { return st.high_water(); });
 
-  asio::io_context io(1);
   asio::thread_pool io_pool(c.io_threads);
   proto::ServerOptions sopt;
   sopt.max_in_flight = c.max_in_flight;
   sopt.frame_timeout = std::chrono::milliseconds(c.frame_timeout_ms);
   sopt.idle_timeout = std::chrono::milliseconds(c.idle_timeout_ms);
   sopt.max_payload = static_cast<uint32_t>(*max_frame);
+  // Raft messages carry PATCH bytes (up to a slot) on top of up to 1 MiB of other entries.
+  if (group) sopt.max_payload = std::max<uint32_t>(sopt.max_payload, 2 * storage::kSlotSize);
   sopt.max_bulk = storage::kPayloadCapacity;
   proto::RpcServer server(io, sopt, &metrics, "storage");
-  storage::StorageService service(st, **repl, io_pool, c.node_id);
+  storage::StorageService service(st, *repl, io_pool, c.node_id);
   service.register_routes(server);
+  if (group) group->register_routes(server);
   if (auto s = server.listen(listen->host, listen->port); !s.ok()) return fail(s.error().message);
 
   HttpStatusServer http(io);
@@ -172,10 +233,14 @@ int main(int argc, char** argv) {
     j["group_id"] = c.group_id;
     j["listen"] = fmt::format("{}:{}", listen->host, server.port());
     j["backend"] = c.backend;
-    j["role"] = "leader";  // single-node group
+    auto ri = repl->role_info();
+    j["role"] = ri.role;
+    j["term"] = ri.term;
+    j["leader"] = ri.leader;
+    j["members"] = c.members;
     j["slots"] = {{"capacity", st.capacity()}, {"used", st.used_slots()}, {"free", st.free_slots()},
                   {"high_water", st.high_water()}, {"corrupt", st.corrupt_slots()}};
-    j["applied_index"] = (*repl)->applied_index();
+    j["applied_index"] = repl->applied_index();
     j["requests_total"] = metrics.value("mydfs_rpc_requests_total");
     j["in_flight"] = metrics.value("mydfs_rpc_in_flight");
     j["bytes_in"] = metrics.value("mydfs_rpc_bytes_in_total");
@@ -186,6 +251,7 @@ int main(int argc, char** argv) {
 
   server.start();
   http.start();
+  if (group) group->start();
   service.start_tx_recovery(io, c.tracker, std::chrono::milliseconds(c.tx_timeout_ms));
   std::string advertise = c.advertise.empty() ? fmt::format("{}:{}", listen->host, server.port()) : c.advertise;
   asio::steady_timer heartbeat_timer(io);
@@ -209,8 +275,9 @@ int main(int argc, char** argv) {
         hb.group_id = c.group_id;
         hb.address = advertise;
         hb.http = fmt::format("{}:{}", http_addr->host, http.port());
-        hb.role = "leader";  // single-node group
-        hb.term = 0;
+        auto ri = repl->role_info();
+        hb.role = ri.role;
+        hb.term = ri.term;
         hb.free_slots = st.free_slots();
         hb.high_water = st.high_water();
         hb.capacity_slots = st.capacity();
@@ -250,7 +317,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   io.run();
   io_pool.join();
-  (*repl)->stop();  // drains the committer and checkpoints the store
+  repl->stop();  // drains the committer (or stops the Raft member) and checkpoints the store
   spdlog::info("stopped cleanly");
   return 0;
 }

@@ -25,6 +25,13 @@ class Replicator {
   virtual uint64_t applied_index() const = 0;
   // For reads of transaction state (decisions, pending slots); mutations go through submit().
   virtual const StateMachine& state_machine() const = 0;
+  // This member's part in its group, as heartbeats report it.
+  struct RoleInfo {
+    std::string role = "leader";  // leader | follower | candidate
+    uint64_t term = 0;
+    std::string leader;           // RPC address of the leader this member knows ("" if none)
+  };
+  virtual RoleInfo role_info() const { return {"leader", 0, ""}; }
   virtual void stop() = 0;
 };
 

@@ -338,6 +338,11 @@ asio::awaitable<void> StorageService::tx_recovery_loop() {
     boost::system::error_code ec;
     co_await recovery_timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
+    // Only a group's leader resolves its transactions (the others would only hear NOT_LEADER).
+    if (repl_.role_info().role != "leader") {
+      first_seen_.clear();
+      continue;
+    }
     // A transaction is first seen when this loop first meets it (after a restart: then), and
     // resolved once it has been pending for the whole timeout.
     auto pending = co_await run_on(io_pool_, [this] { return repl_.state_machine().pending_transactions(); });

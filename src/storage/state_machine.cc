@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
-#include "storage/file_io.h"
+#include "common/file_io.h"
 
 namespace mydfs::storage {
 

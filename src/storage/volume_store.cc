@@ -5,7 +5,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "storage/file_io.h"
+#include "common/file_io.h"
 #include "storage/slice_store.h"
 
 namespace mydfs::storage {

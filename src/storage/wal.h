@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "storage/file_io.h"
+#include "common/file_io.h"
 
 namespace mydfs::storage {
 

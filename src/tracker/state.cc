@@ -10,12 +10,12 @@
 
 #include "common/buffer.h"
 #include "common/checksum.h"
-#include "storage/file_io.h"
+#include "common/file_io.h"
 
 namespace mydfs::tracker {
 
 namespace fs = std::filesystem;
-using storage::File;
+using mydfs::File;
 
 namespace {
 
@@ -227,7 +227,7 @@ Status TrackerState::write_image() {
   }
   if (::rename(tmp.c_str(), final_path.c_str()) != 0)
     return make_error(Code::IO_ERROR, fmt::format("cannot rename '{}': {}", tmp, std::strerror(errno)));
-  MYDFS_TRY(storage::sync_dir(opt_.dir));
+  MYDFS_TRY(sync_dir(opt_.dir));
   // The image is durable under its final name: the log up to it and older images are no longer
   // needed (an image is complete before it is renamed; one damaged later on disk stops the start
   // with a clear message rather than falling back to an image the log no longer continues).

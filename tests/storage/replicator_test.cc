@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "common/checksum.h"
-#include "storage/file_io.h"
+#include "common/file_io.h"
 #include "storage/replicator.h"
 #include "storage/slice_store.h"
 #include "../support/temp_dir.h"

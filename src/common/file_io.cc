@@ -1,4 +1,4 @@
-#include "storage/file_io.h"
+#include "common/file_io.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <mutex>
 
-namespace mydfs::storage {
+namespace mydfs {
 
 namespace {
 std::mutex g_fault_mu;
@@ -131,4 +131,4 @@ Status write_file_atomic(const std::string& path, std::span<const std::byte> byt
   return sync_dir(slash == std::string::npos ? std::string(".") : path.substr(0, slash));
 }
 
-}  // namespace mydfs::storage
+}  // namespace mydfs

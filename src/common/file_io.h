@@ -12,7 +12,7 @@
 
 #include "common/result.h"
 
-namespace mydfs::storage {
+namespace mydfs {
 
 // Decides the fate of each write: return -1 to let it through, or the number of bytes to write
 // before failing with EIO (0 = fail at once). Installed process-wide by tests only.
@@ -52,4 +52,4 @@ Status sync_dir(const std::string& dir);
 // write a temporary beside it, fsync, rename over, fsync the directory.
 Status write_file_atomic(const std::string& path, std::span<const std::byte> bytes);
 
-}  // namespace mydfs::storage
+}  // namespace mydfs

@@ -1,0 +1,594 @@
+#include "storage/group_replicator.h"
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <future>
+#include <set>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+
+#include "common/async.h"
+#include "common/checksum.h"
+#include "common/daemon.h"
+#include "common/file_io.h"
+#include "raft/rpc_transport.h"
+
+namespace mydfs::storage {
+
+namespace asio = boost::asio;
+using raft::Entry;
+using raft::EntryType;
+using raft::NodeOptions;
+using raft::RaftNode;
+using raft::Role;
+using raft::RpcTransport;
+using raft::SnapshotMeta;
+using raft::route_raft_messages;
+
+namespace {
+
+// A Raft entry of a storage group: the command, then the bytes beside it (PATCH bytes only;
+// WRITE_SLOT bytes travel on the data path).
+std::string encode_entry(const Command& cmd, std::span<const std::byte> data) {
+  Writer w;
+  cmd.encode(w);
+  w.u32(static_cast<uint32_t>(data.size()));
+  w.raw(data.data(), data.size());
+  return w.take();
+}
+
+bool decode_entry(std::string_view body, Command& cmd, std::string_view& data) {
+  Reader r(body);
+  cmd.decode(r);
+  uint32_t n = r.u32();
+  if (!r.ok() || n != r.remaining()) return false;
+  data = body.substr(body.size() - n);
+  return true;
+}
+
+using SlotKey = std::pair<uint32_t, uint32_t>;  // (slot, gen)
+
+}  // namespace
+
+struct GroupReplicator::Impl {
+  explicit Impl(uint32_t threads) : pool(threads) {}
+  asio::thread_pool pool;  // payload writes, syncs, verification, fetch service
+  std::unique_ptr<RpcTransport> transport;
+  std::atomic<bool> stopping{false};
+
+  // Slices this member holds outside the applied state: on the leader, pushed slices until every
+  // follower confirmed them (with their bytes, for fetches); on a follower, pushed slices that
+  // are durable here but whose WRITE_SLOT is not applied yet.
+  struct Held {
+    uint64_t checksum = 0;
+    uint32_t len = 0;
+    std::shared_ptr<const AlignedBuffer> bytes;  // leader: until confirmed by all
+    bool durable = false;
+    size_t confirmed = 0;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex held_mu;
+  std::map<SlotKey, Held> held;
+
+  std::mutex writing_mu;
+  std::unordered_set<uint32_t> writing;  // leader: slots with a WRITE_SLOT in progress
+
+  // Data-path clients, on the network thread only.
+  std::map<NodeId, std::shared_ptr<proto::RpcClient>> clients;
+
+  // Apply state, on the Raft node's thread only.
+  Result<SlotMeta> last_result = SlotMeta{};
+  std::set<uint32_t> dirty;  // slots whose header changed since the last store sync
+  bool all_dirty = false;
+
+  Counter* pushes = nullptr;
+  Counter* fetches = nullptr;
+  Counter* syncs = nullptr;
+};
+
+Result<std::unique_ptr<GroupReplicator>> open_group_replicator(SliceStore& store, GroupOptions opt,
+                                                               asio::io_context& net, Metrics* metrics) {
+  if (!opt.members.count(opt.self))
+    return make_error(Code::BAD_REQUEST, fmt::format("member {} is not in the group's member list", opt.self));
+  std::unique_ptr<GroupReplicator> r(new GroupReplicator(store, std::move(opt), net, metrics));
+  MYDFS_TRY(r->open());
+  return r;
+}
+
+GroupReplicator::GroupReplicator(SliceStore& store, GroupOptions opt, asio::io_context& net, Metrics* m)
+    : store_(store), sm_(store), opt_(std::move(opt)), net_(net), impl_(std::make_unique<Impl>(opt_.io_threads)) {
+  impl_->pushes = m->counter("mydfs_group_slice_pushes_total", "", "Slices pushed to followers");
+  impl_->fetches = m->counter("mydfs_group_slice_fetches_total", "", "Slices this member fetched from a peer");
+  impl_->syncs = m->counter("mydfs_group_store_syncs_total", "", "Store syncs by the group replicator");
+  m->gauge_fn("mydfs_storage_applied_index", "Log index of the last applied command",
+              [this] { return static_cast<double>(applied_.load()); });
+  m->gauge_fn("mydfs_raft_term", "Raft term", [this] { return node_ ? static_cast<double>(node_->info().term) : 0.0; });
+  m->gauge_fn("mydfs_raft_is_leader", "1 if this member leads its group",
+              [this] { return node_ && node_->info().role == Role::LEADER ? 1.0 : 0.0; });
+  m->gauge_fn("mydfs_raft_commit_index", "Raft commit index",
+              [this] { return node_ ? static_cast<double>(node_->info().commit) : 0.0; });
+}
+
+GroupReplicator::~GroupReplicator() { stop(); }
+
+Status GroupReplicator::open() {
+  std::error_code ec;
+  std::filesystem::create_directories(opt_.dir + "/staged", ec);
+  if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create {}/staged: {}", opt_.dir, ec.message()));
+  MYDFS_TRY(sm_.load_decisions(opt_.dir));
+  uint64_t checkpoint = store_.superblock().checkpoint_index;
+  applied_ = checkpoint;
+
+  std::map<NodeId, std::string> peers;
+  for (auto& [id, addr] : opt_.members)
+    if (id != opt_.self) peers[id] = addr;
+  impl_->transport = std::make_unique<RpcTransport>(net_, opt_.group, peers);
+
+  NodeOptions no;
+  no.raft.id = opt_.self;
+  no.raft.election_ticks = opt_.election_ticks;
+  no.raft.heartbeat_ticks = 1;
+  no.raft.seed = std::random_device{}();
+  no.raft.max_bytes_per_msg = 1u << 20;
+  no.dir = opt_.dir;
+  for (auto& [id, addr] : opt_.members) no.bootstrap.voters.push_back(id);
+  no.applied = checkpoint;
+  no.tick = opt_.tick;
+  no.compact_after = opt_.compact_after;
+  no.before_persist = [this](const std::vector<Entry>& entries) { before_persist(entries); };
+  no.before_compact = [this](uint64_t index) { return checkpoint_at(index); };
+  no.install_snapshot = [this](const SnapshotMeta& meta) { return install_snapshot(meta); };
+  MYDFS_ASSIGN(node_, RaftNode::open(std::move(no), *impl_->transport, [this](const Entry& e) { apply(e); }));
+  return ok_status();
+}
+
+void GroupReplicator::start() { node_->start(); }
+
+void GroupReplicator::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  if (node_) node_->stop();
+  impl_->pool.join();
+  // The node's thread has ended: applied_ is final and the store holds everything up to it.
+  Status st = checkpoint_at(applied_.load());
+  if (!st.ok()) spdlog::error("checkpoint at stop failed: {}", st.error().to_string());
+}
+
+Replicator::RoleInfo GroupReplicator::role_info() const {
+  auto inf = node_->info();
+  RoleInfo r;
+  switch (inf.role) {
+    case Role::LEADER: r.role = "leader"; break;
+    case Role::FOLLOWER: r.role = "follower"; break;
+    default: r.role = "candidate"; break;
+  }
+  r.term = inf.term;
+  if (auto it = opt_.members.find(inf.leader); it != opt_.members.end()) r.leader = it->second;
+  return r;
+}
+
+Error GroupReplicator::not_leader() const {
+  auto ri = role_info();
+  Error e = make_error(Code::NOT_LEADER, ri.leader.empty()
+                                             ? fmt::format("member {} of group {} does not lead it; no leader is known yet",
+                                                           opt_.self, opt_.group)
+                                             : fmt::format("member {} of group {} does not lead it; {} does",
+                                                           opt_.self, opt_.group, ri.leader));
+  e.hint = ri.leader;
+  return e;
+}
+
+// Proposes one command and returns the result of applying it here.
+asio::awaitable<Result<SlotMeta>> GroupReplicator::propose(const Command& cmd, std::span<const std::byte> data) {
+  std::string body = encode_entry(cmd, data);
+  co_return co_await await_completion<Result<SlotMeta>>([&](auto done) {
+    node_->propose(std::move(body), [this, done](Result<uint64_t> idx) mutable {
+      // Called on the node's thread right after the entry was applied: last_result is its result.
+      if (!idx.ok()) {
+        Error e = idx.take_error();
+        if (e.code == Code::NOT_LEADER) e = not_leader();
+        done(Result<SlotMeta>(std::move(e)));
+      } else {
+        done(std::move(impl_->last_result));
+      }
+    });
+  });
+}
+
+asio::awaitable<Status> GroupReplicator::read_barrier() {
+  Status st = co_await await_completion<Status>([&](auto done) { node_->read_barrier(done); });
+  if (!st.ok() && st.code() == Code::NOT_LEADER) co_return not_leader();
+  co_return st;
+}
+
+asio::awaitable<Status> GroupReplicator::transfer(NodeId to) {
+  co_return co_await await_completion<Status>([&](auto done) { node_->transfer_leadership(to, done); });
+}
+
+asio::awaitable<Result<SlotMeta>> GroupReplicator::submit(Command cmd, AlignedBuffer data) {
+  if (impl_->stopping) co_return make_error(Code::UNAVAILABLE, "shutting down");
+  if (node_->info().role != Role::LEADER) co_return not_leader();
+  if (cmd.type == CmdType::RESERVE) {
+    // Allocation reads the applied state: it must include everything earlier leaders committed.
+    MYDFS_CO_TRY(co_await read_barrier());
+    auto loc = store_.allocate();
+    if (!loc.ok()) co_return loc.take_error();
+    cmd.loc = *loc;
+    auto res = co_await propose(cmd, {});
+    if (!res.ok()) store_.release(*loc);
+    co_return res;
+  }
+  {
+    std::lock_guard g(impl_->writing_mu);
+    if (impl_->writing.count(cmd.loc.slot))
+      co_return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
+    MYDFS_CO_TRY(sm_.precheck(cmd, data.size()));
+    if (cmd.type == CmdType::WRITE_SLOT) impl_->writing.insert(cmd.loc.slot);
+  }
+  if (cmd.type == CmdType::PATCH || cmd.type == CmdType::SET_VALID_LEN) {
+    uint32_t slot = cmd.loc.slot;
+    Status v = co_await run_on(impl_->pool, [&] { return store_.verify(slot); });
+    if (!v.ok()) co_return v.take_error();
+  }
+  if (cmd.type != CmdType::WRITE_SLOT) co_return co_await propose(cmd, data.span());
+
+  uint32_t slot = cmd.loc.slot;
+  Status st = co_await replicate_slice(cmd, std::move(data));
+  Result<SlotMeta> res;
+  if (st.ok()) res = co_await propose(cmd, {});
+  else res = st.take_error();
+  std::lock_guard g(impl_->writing_mu);
+  impl_->writing.erase(slot);
+  co_return res;
+}
+
+// WRITE_SLOT on the leader: the slice into the local slot and to every follower at once; returns
+// once it is durable on a majority of the group.
+asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, AlignedBuffer data) {
+  if (data.size() != cmd.len) co_return make_error(Code::BAD_REQUEST, "slice length differs from the command's");
+  if (xxh64(data.span()) != cmd.checksum)
+    co_return make_error(Code::CHECKSUM_MISMATCH, "slice bytes do not match their checksum");
+  auto bytes = std::make_shared<const AlignedBuffer>(std::move(data));
+  SlotKey key{cmd.loc.slot, cmd.loc.gen};
+  {
+    std::lock_guard g(impl_->held_mu);
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = impl_->held.begin(); it != impl_->held.end();)  // forget what outlived the registry
+      if (it->second.bytes && now - it->second.at > opt_.registry_ttl) it = impl_->held.erase(it);
+      else ++it;
+    impl_->held[key] = Impl::Held{cmd.checksum, cmd.len, bytes, false, 0, now};
+  }
+  // Pushes: each follower's answer counts toward the majority; the rest go on in the background.
+  // The wait state is touched on the network thread only (this coroutine runs there too).
+  struct Wait {
+    size_t acked = 0, failed = 0;
+    std::optional<bool> result;
+    std::function<void(bool)> done;
+    void decide(bool ok) {
+      if (result) return;
+      result = ok;
+      if (done) done(ok);
+    }
+  };
+  size_t peers = opt_.members.size() - 1;
+  size_t need = opt_.members.size() / 2;  // followers needed besides this member
+  auto w = std::make_shared<Wait>();
+  if (need == 0) w->decide(true);
+  for (auto& [id, addr] : opt_.members) {
+    if (id == opt_.self) continue;
+    asio::co_spawn(net_, push_to(id, cmd, bytes), [this, w, key, peers, need](std::exception_ptr, Status s) {
+      if (s.ok()) {
+        ++w->acked;
+        std::lock_guard g(impl_->held_mu);
+        auto it = impl_->held.find(key);
+        if (it != impl_->held.end() && ++it->second.confirmed >= peers) it->second.bytes.reset();
+      } else {
+        ++w->failed;
+        spdlog::debug("push of {} to a follower failed: {}", key.first, s.error().to_string());
+      }
+      if (w->acked >= need) w->decide(true);
+      else if (w->failed > peers - need) w->decide(false);
+    });
+  }
+  // The local write runs while the pushes travel.
+  Status local = co_await run_on(impl_->pool, [&]() -> Status {
+    MYDFS_TRY(store_.write_payload(cmd.loc.slot, 0, bytes->span()));
+    impl_->syncs->inc();
+    return store_.sync();
+  });
+  if (!local.ok()) co_return local;
+  {
+    std::lock_guard g(impl_->held_mu);
+    if (auto it = impl_->held.find(key); it != impl_->held.end()) it->second.durable = true;
+  }
+  bool enough = co_await await_completion<bool>([&](auto done) {
+    asio::post(net_, [w, done]() mutable {
+      if (w->result) done(*w->result);
+      else w->done = done;
+    });
+  });
+  if (!enough)
+    co_return make_error(Code::UNAVAILABLE, fmt::format("the slice for {} reached too few members of group {}",
+                                                        cmd.loc, opt_.group));
+  co_return ok_status();
+}
+
+asio::awaitable<Status> GroupReplicator::push_to(NodeId id, Command cmd, std::shared_ptr<const AlignedBuffer> bytes) {
+  auto& c = impl_->clients[id];
+  if (!c) {
+    auto hp = parse_host_port(opt_.members.at(id));
+    if (!hp.ok()) co_return hp.take_error();
+    proto::ClientOptions co;
+    co.connect_timeout = std::chrono::milliseconds(500);
+    co.call_timeout = opt_.data_timeout;
+    c = std::make_shared<proto::RpcClient>(net_.get_executor(), hp->host, hp->port, co);
+  }
+  auto client = c;
+  proto::SlicePushReq req{opt_.group, cmd.loc, cmd.checksum};
+  impl_->pushes->inc();
+  auto r = co_await client->call(req, proto::Bulk::of(bytes));
+  if (!r.ok()) co_return r.take_error();
+  co_return ok_status();
+}
+
+// May this member write (slot, gen)'s bytes into the slot now? Only if nothing it still holds
+// lives there: the slot is reserved for exactly this gen and not written, or it is free or
+// deleted at an older gen (a committed delete freed it; nothing reads it any more).
+bool GroupReplicator::may_write(const Location& loc) const {
+  auto m = store_.meta(loc.slot);
+  if (!m.ok()) return false;
+  if (m->loc.gen == loc.gen) return m->state == SlotState::PREPARED && m->valid_len == 0;
+  if (m->loc.gen > loc.gen) return false;
+  return m->state == SlotState::FREE || m->state == SlotState::DELETED;
+}
+
+// SLICE_PUSH on a follower: store the bytes and make them durable before answering.
+asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::SlicePushReq req, AlignedBuffer bulk) {
+  if (req.group != opt_.group) co_return make_error(Code::NOT_FOUND, fmt::format("this node serves group {}", opt_.group));
+  auto bytes = std::make_shared<const AlignedBuffer>(std::move(bulk));
+  Status st = co_await run_on(impl_->pool, [&]() -> Status {
+    if (xxh64(bytes->span()) != req.checksum)
+      return make_error(Code::CHECKSUM_MISMATCH, "pushed slice does not match its checksum");
+    if (!may_write(req.loc))
+      return make_error(Code::UNAVAILABLE, fmt::format("{} is still in use here; fetched when its entry arrives", req.loc));
+    MYDFS_TRY(store_.write_payload(req.loc.slot, 0, bytes->span()));
+    impl_->syncs->inc();
+    return store_.sync();
+  });
+  if (!st.ok()) co_return st.take_error();
+  std::lock_guard g(impl_->held_mu);
+  impl_->held[{req.loc.slot, req.loc.gen}] =
+      Impl::Held{req.checksum, static_cast<uint32_t>(bytes->size()), nullptr, true, 0, std::chrono::steady_clock::now()};
+  co_return proto::SlicePushResp{};
+}
+
+// SLICE_FETCH: the bytes a WRITE_SLOT entry wrote, or "obsolete" if the slot moved on. The bytes
+// may be newer than the entry (later PATCHes applied here); the asker then applies those same
+// patches on top, which leaves the bytes as they are.
+Result<std::pair<proto::SliceFetchResp, AlignedBuffer>> GroupReplicator::serve_fetch(const proto::SliceFetchReq& req) {
+  Location loc = req.loc;
+  {
+    std::lock_guard g(impl_->held_mu);
+    auto it = impl_->held.find({loc.slot, loc.gen});
+    if (it != impl_->held.end() && it->second.bytes && it->second.checksum == req.checksum)
+      return std::pair{proto::SliceFetchResp{false, 0}, AlignedBuffer::copy_of(it->second.bytes->span())};
+  }
+  std::shared_lock lk(store_.locks().of(loc.slot));
+  MYDFS_ASSIGN(SlotMeta m, store_.meta(loc.slot));
+  if (m.loc.gen > loc.gen || (m.loc.gen == loc.gen && (m.state == SlotState::DELETED || m.state == SlotState::REDIRECT)))
+    return std::pair{proto::SliceFetchResp{true, m.applied_index}, AlignedBuffer{}};
+  if (m.loc.gen < loc.gen || m.state == SlotState::FREE)
+    return make_error(Code::NOT_FOUND, fmt::format("{} is not here yet", loc));
+  if (m.valid_len == 0) {  // reserved, not applied here: the bytes may have been pushed
+    AlignedBuffer b(req.len);
+    MYDFS_TRY(store_.read_payload(loc.slot, 0, b.span()));
+    if (xxh64(b.span()) != req.checksum) return make_error(Code::NOT_FOUND, fmt::format("{} has no bytes here", loc));
+    return std::pair{proto::SliceFetchResp{false, 0}, std::move(b)};
+  }
+  AlignedBuffer b(m.valid_len);
+  MYDFS_TRY(store_.read_payload(loc.slot, 0, b.span()));
+  if (xxh64(b.span()) != m.payload_checksum)
+    return make_error(Code::CHECKSUM_MISMATCH, fmt::format("{} is damaged here", loc));
+  return std::pair{proto::SliceFetchResp{false, m.applied_index}, std::move(b)};
+}
+
+Result<AlignedBuffer> GroupReplicator::read_staged(const std::string& path) const {
+  MYDFS_ASSIGN(auto f, File::open(path, O_RDONLY));
+  MYDFS_ASSIGN(uint64_t n, f->size());
+  AlignedBuffer b(n);
+  MYDFS_TRY(f->pread_all(0, b.span()));
+  return b;
+}
+
+std::string GroupReplicator::staged_path(const Location& loc) const {
+  return fmt::format("{}/staged/{}-{}", opt_.dir, loc.slot, loc.gen);
+}
+
+// On the node's thread, before entries are persisted: every WRITE_SLOT among them must name
+// bytes durable here.
+void GroupReplicator::before_persist(const std::vector<Entry>& entries) {
+  bool wrote = false;
+  for (const auto& e : entries) {
+    if (e.type != EntryType::NORMAL) continue;
+    Command cmd;
+    std::string_view data;
+    if (!decode_entry(e.data, cmd, data) || cmd.type != CmdType::WRITE_SLOT) continue;
+    if (has_slice(cmd)) continue;
+    for (int attempt = 0; !impl_->stopping; ++attempt) {
+      Status st = fetch_slice(cmd, e.index);
+      if (st.ok()) {
+        wrote = true;
+        break;
+      }
+      if (attempt % 10 == 0)
+        spdlog::warn("group {}: entry {} names {} whose bytes are not here yet: {}", opt_.group, e.index, cmd.loc,
+                     st.error().to_string());
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 4))));
+    }
+  }
+  if (wrote) {
+    impl_->syncs->inc();
+    Status st = store_.sync();
+    if (!st.ok()) {
+      spdlog::critical("group {}: cannot sync fetched slices, stopping: {}", opt_.group, st.error().to_string());
+      std::_Exit(70);
+    }
+  }
+}
+
+bool GroupReplicator::has_slice(const Command& cmd) {
+  {
+    std::lock_guard g(impl_->held_mu);
+    auto it = impl_->held.find({cmd.loc.slot, cmd.loc.gen});
+    if (it != impl_->held.end() && it->second.durable && it->second.checksum == cmd.checksum) return true;
+  }
+  auto m = store_.meta(cmd.loc.slot);
+  if (!m.ok()) return false;
+  if (m->loc.gen > cmd.loc.gen) return true;  // the slot moved on: these bytes are needed no more
+  if (m->loc.gen == cmd.loc.gen && !(m->state == SlotState::PREPARED && m->valid_len == 0))
+    return true;  // applied here already (an entry sent again)
+  if (std::filesystem::exists(staged_path(cmd.loc))) return true;
+  // Pushed before a restart (durable, but the registry is memory): check the bytes.
+  if (m->loc.gen == cmd.loc.gen || may_write(cmd.loc)) {
+    auto sum = store_.checksum_payload(cmd.loc.slot, cmd.len);
+    if (sum.ok() && *sum == cmd.checksum && m->loc.gen == cmd.loc.gen) return true;
+  }
+  return false;
+}
+
+Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
+  // The leader first (it holds recent slices in memory), then the others.
+  std::vector<NodeId> order;
+  NodeId leader = node_->info().leader;
+  if (leader && leader != opt_.self) order.push_back(leader);
+  for (auto& [id, addr] : opt_.members)
+    if (id != opt_.self && id != leader) order.push_back(id);
+  Error last = make_error(Code::UNAVAILABLE, "no other member");
+  for (NodeId id : order) {
+    proto::SliceFetchReq req{opt_.group, cmd.loc, cmd.len, cmd.checksum};
+    auto fut = asio::co_spawn(net_, fetch_from(id, req), asio::use_future);
+    if (fut.wait_for(opt_.data_timeout + std::chrono::seconds(1)) != std::future_status::ready) {
+      last = make_error(Code::TIMEOUT, fmt::format("member {} did not answer", id));
+      continue;
+    }
+    auto r = fut.get();
+    if (!r.ok()) {
+      last = r.take_error();
+      continue;
+    }
+    auto& [resp, bytes] = *r;
+    impl_->fetches->inc();
+    if (resp.obsolete) return ok_status();
+    if (xxh64(bytes.span()) != cmd.checksum && resp.applied <= index) {
+      last = make_error(Code::CHECKSUM_MISMATCH, fmt::format("member {} sent other bytes for {}", id, cmd.loc));
+      continue;
+    }
+    if (may_write(cmd.loc)) return store_.write_payload(cmd.loc.slot, 0, bytes.span());
+    // The slot still holds an older slice this member has not seen deleted yet: keep the bytes
+    // beside it until the entry is applied.
+    return write_file_atomic(staged_path(cmd.loc), bytes.span());
+  }
+  return last;
+}
+
+asio::awaitable<Result<std::pair<proto::SliceFetchResp, AlignedBuffer>>> GroupReplicator::fetch_from(
+    NodeId id, proto::SliceFetchReq req) {
+  auto& c = impl_->clients[id];
+  if (!c) {
+    auto hp = parse_host_port(opt_.members.at(id));
+    if (!hp.ok()) co_return hp.take_error();
+    proto::ClientOptions co;
+    co.connect_timeout = std::chrono::milliseconds(500);
+    co.call_timeout = opt_.data_timeout;
+    c = std::make_shared<proto::RpcClient>(net_.get_executor(), hp->host, hp->port, co);
+  }
+  auto client = c;
+  AlignedBuffer bulk;
+  auto r = co_await client->call(req, {}, &bulk);
+  if (!r.ok()) co_return r.take_error();
+  co_return std::pair{*r, std::move(bulk)};
+}
+
+// On the node's thread, in log order.
+void GroupReplicator::apply(const Entry& e) {
+  Command cmd;
+  std::string_view data;
+  if (!decode_entry(e.data, cmd, data)) {
+    spdlog::critical("group {}: entry {} does not decode; stopping", opt_.group, e.index);
+    std::_Exit(70);
+  }
+  bool tx = cmd.type == CmdType::TX_DECIDE || cmd.type == CmdType::TX_FINISH || cmd.type == CmdType::TX_FORGET;
+  // Two header writes to one slot must not both be in flight: each goes to the other of its two
+  // copies, and a crash may tear an unsynced one. Sync between them.
+  if (impl_->all_dirty || (tx && !impl_->dirty.empty()) || impl_->dirty.count(cmd.loc.slot)) {
+    impl_->syncs->inc();
+    Status st = store_.sync();
+    if (!st.ok()) {
+      spdlog::critical("group {}: store sync failed, stopping: {}", opt_.group, st.error().to_string());
+      std::_Exit(70);
+    }
+    impl_->dirty.clear();
+    impl_->all_dirty = false;
+  }
+  if (cmd.type == CmdType::WRITE_SLOT) {
+    std::string staged = staged_path(cmd.loc);
+    if (std::filesystem::exists(staged)) {
+      auto bytes = read_staged(staged);
+      if (bytes.ok() && may_write(cmd.loc)) {
+        Status st = store_.write_payload(cmd.loc.slot, 0, bytes->span());
+        if (st.ok()) st = store_.sync();
+        if (st.ok()) std::filesystem::remove(staged);
+      }
+    }
+  }
+  auto res = sm_.apply(e.index, cmd, as_bytes(data), false);
+  if (!res.ok() && (res.code() == Code::IO_ERROR || res.code() == Code::NO_SPACE)) {
+    // Fail-stop: the entry is in the log; the next start applies it again.
+    spdlog::critical("group {}: apply of entry {} failed, stopping: {}", opt_.group, e.index, res.error().to_string());
+    std::_Exit(70);
+  }
+  if (tx) impl_->all_dirty = true;
+  else impl_->dirty.insert(cmd.loc.slot);
+  if (cmd.type == CmdType::WRITE_SLOT) {
+    std::lock_guard g(impl_->held_mu);
+    auto it = impl_->held.find({cmd.loc.slot, cmd.loc.gen});
+    if (it != impl_->held.end() && !it->second.bytes) impl_->held.erase(it);
+  }
+  applied_ = e.index;
+  impl_->last_result = std::move(res);
+}
+
+Status GroupReplicator::checkpoint_at(uint64_t index) {
+  // The decision table first (see the single-node replicator), then the store's superblock.
+  MYDFS_TRY(sm_.save_decisions(opt_.dir));
+  MYDFS_TRY(store_.checkpoint(index));
+  impl_->dirty.clear();
+  impl_->all_dirty = false;
+  return ok_status();
+}
+
+Status GroupReplicator::install_snapshot(const SnapshotMeta& meta) {
+  return make_error(Code::UNAVAILABLE,
+                    fmt::format("member {} of group {} is behind the log (snapshot at {}); rebuild is not available yet",
+                                opt_.self, opt_.group, meta.index));
+}
+
+void GroupReplicator::register_routes(proto::RpcServer& server) {
+  route_raft_messages(server, opt_.group, *node_);
+  server.route<proto::SlicePushReq>([this](proto::SlicePushReq req, proto::Inbound& in, proto::Outbound&)
+                                        -> asio::awaitable<Result<proto::SlicePushResp>> {
+    co_return co_await on_push(req, std::move(in.bulk));
+  });
+  server.route<proto::SliceFetchReq>([this](proto::SliceFetchReq req, proto::Inbound&, proto::Outbound& out)
+                                         -> asio::awaitable<Result<proto::SliceFetchResp>> {
+    if (req.group != opt_.group)
+      co_return make_error(Code::NOT_FOUND, fmt::format("this node serves group {}", opt_.group));
+    auto r = co_await run_on(impl_->pool, [&] { return serve_fetch(req); });
+    if (!r.ok()) co_return r.take_error();
+    out.bulk = std::move(r->second);
+    co_return r->first;
+  });
+}
+
+}  // namespace mydfs::storage

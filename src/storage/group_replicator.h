@@ -1,0 +1,106 @@
+// GroupReplicator: the Replicator of a storage group of several members, on Raft (docs/RAFT.md
+// "Storage groups"). Commands travel in the Raft log; slice bytes travel beside it:
+//
+//   leader   WRITE_SLOT: writes the slice into its (still invisible) slot and pushes it to every
+//            follower (SLICE_PUSH) at the same time; once the slice is durable on a majority it
+//            proposes the command (location, length, checksum). Apply makes the slot visible.
+//   follower persists (and so acknowledges) a WRITE_SLOT entry only once the slice it names is
+//            durable here: pushed earlier, or fetched now from any member (SLICE_FETCH) by
+//            location + checksum.
+//
+// The leader keeps each slice's bytes in a registry until every follower confirmed it or a
+// timeout passed, so a follower that missed the push usually fetches from memory.
+// Reads are linearizable: read_barrier() is a Raft read index. Members that do not lead answer
+// NOT_LEADER with the leader's RPC address as hint.
+#pragma once
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <boost/asio.hpp>
+
+#include "common/metrics.h"
+#include "proto/rpc.h"
+#include "raft/node.h"
+#include "storage/replicator.h"
+
+
+
+namespace mydfs::storage {
+
+using raft::NodeId;
+
+
+struct GroupOptions {
+  std::string dir;                             // the Raft log, the decision table, staged slices
+  uint32_t group = 0;
+  NodeId self = 0;
+  std::map<NodeId, std::string> members;       // every member's RPC address, this one included
+  std::chrono::milliseconds tick{50};          // one Raft tick
+  int election_ticks = 10;                     // election timeout: [10, 20) ticks
+  uint64_t compact_after = 4096;               // applied entries between checkpoints (log cuts)
+  std::chrono::milliseconds data_timeout{5000};  // a slice must be durable on a majority within this
+  std::chrono::milliseconds registry_ttl{30000}; // the leader keeps unconfirmed slices this long
+  uint32_t io_threads = 4;
+};
+
+class GroupReplicator;
+
+// Opens the Raft log and the decision table; start() joins the group.
+Result<std::unique_ptr<GroupReplicator>> open_group_replicator(SliceStore& store, GroupOptions opt,
+                                                               boost::asio::io_context& net, Metrics* metrics);
+
+class GroupReplicator final : public Replicator {
+ public:
+  ~GroupReplicator() override;
+  // RAFT_MESSAGE, SLICE_PUSH and SLICE_FETCH for this group.
+  void register_routes(proto::RpcServer& server);
+  void start();
+
+  boost::asio::awaitable<Result<SlotMeta>> submit(Command cmd, AlignedBuffer data) override;
+  boost::asio::awaitable<Status> read_barrier() override;
+  uint64_t applied_index() const override { return applied_.load(); }
+  const StateMachine& state_machine() const override { return sm_; }
+  RoleInfo role_info() const override;
+  void stop() override;
+
+  // Hands leadership to another member (tests, operations).
+  boost::asio::awaitable<Status> transfer(NodeId to);
+  raft::RaftNode::Info raft_info() const { return node_->info(); }
+
+ private:
+  friend Result<std::unique_ptr<GroupReplicator>> open_group_replicator(SliceStore&, GroupOptions,
+                                                                        boost::asio::io_context&, Metrics*);
+  struct Impl;
+  GroupReplicator(SliceStore& store, GroupOptions opt, boost::asio::io_context& net, Metrics* m);
+  Status open();
+  Error not_leader() const;
+  boost::asio::awaitable<Result<SlotMeta>> propose(const Command& cmd, std::span<const std::byte> data);
+  boost::asio::awaitable<Status> replicate_slice(const Command& cmd, AlignedBuffer data);
+  boost::asio::awaitable<Status> push_to(NodeId id, Command cmd, std::shared_ptr<const AlignedBuffer> bytes);
+  boost::asio::awaitable<Result<proto::SlicePushResp>> on_push(proto::SlicePushReq req, AlignedBuffer bulk);
+  Result<std::pair<proto::SliceFetchResp, AlignedBuffer>> serve_fetch(const proto::SliceFetchReq& req);
+  boost::asio::awaitable<Result<std::pair<proto::SliceFetchResp, AlignedBuffer>>> fetch_from(NodeId id,
+                                                                                             proto::SliceFetchReq req);
+  bool may_write(const Location& loc) const;
+  bool has_slice(const Command& cmd);
+  Status fetch_slice(const Command& cmd, uint64_t index);
+  std::string staged_path(const Location& loc) const;
+  Result<AlignedBuffer> read_staged(const std::string& path) const;
+  // Raft node hooks (its thread).
+  void before_persist(const std::vector<raft::Entry>& entries);
+  void apply(const raft::Entry& e);
+  Status checkpoint_at(uint64_t index);
+  Status install_snapshot(const raft::SnapshotMeta& meta);
+
+  SliceStore& store_;
+  StateMachine sm_;
+  GroupOptions opt_;
+  boost::asio::io_context& net_;
+  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<raft::RaftNode> node_;
+  std::atomic<uint64_t> applied_{0};
+};
+
+}  // namespace mydfs::storage
