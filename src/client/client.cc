@@ -96,24 +96,36 @@ asio::awaitable<Result<NsReply>> Client::ns_write_async(NsOp op) {
 
 asio::awaitable<Result<std::string>> Client::leader_of(uint32_t group, bool refresh) {
   if (!refresh) {
-    if (auto it = leaders_.find(group); it != leaders_.end()) co_return it->second;
+    if (auto it = leaders_.find(group); it != leaders_.end() && !it->second.empty()) co_return it->second;
   }
   if (!tracker_) tracker_ = connect(opt_.tracker);
   auto st = co_await tracker_->call(ClusterStatusReq{});
   if (!st.ok()) co_return st.take_error();
   MYDFS_CO_ASSIGN(auto leaders, usable_group_leaders(*st));
   for (auto& [g, addr] : leaders) leaders_[g] = addr;
+  for (auto& [g, list] : group_members(*st)) members_[g] = std::move(list);
   auto it = leaders_.find(group);
-  if (it == leaders_.end() || it->second.empty())
+  if (it == leaders_.end() || it->second.empty()) {
+    // The tracker knows no leader yet (an election, or its heartbeats lag): ask a member.
+    std::string any = next_member(group, "");
+    if (!any.empty()) co_return any;
     co_return make_error(Code::UNAVAILABLE, fmt::format("group {} has no reachable leader", group));
+  }
   co_return it->second;
 }
 
-asio::awaitable<Result<std::shared_ptr<RpcClient>>> Client::storage_for(uint32_t group) {
-  MYDFS_CO_ASSIGN(std::string addr, co_await leader_of(group, false));
-  auto& c = storage_[addr];
-  if (!c) c = connect(addr);
-  co_return c;
+std::string Client::next_member(uint32_t group, const std::string& failed) {
+  auto it = members_.find(group);
+  if (it == members_.end() || it->second.empty()) return "";
+  const auto& list = it->second;
+  auto pos = std::find(list.begin(), list.end(), failed);
+  if (pos == list.end()) return list.front();
+  ++pos;
+  return pos == list.end() ? list.front() : *pos;
+}
+
+asio::awaitable<Result<std::shared_ptr<GroupChannel>>> Client::storage_for(uint32_t group) {
+  co_return std::make_shared<GroupChannel>(this, group);
 }
 
 asio::awaitable<Result<Attr>> Client::resolve_async(std::string path) {

@@ -37,6 +37,9 @@ struct ClientOptions {
   // longer chains: tests use them to exercise many slices and groups with little data.
   uint32_t slice_bytes = 0;                      // 0 = the payload capacity
   uint32_t edit_attempts = 40;                   // tries of a conflicting edit before EAGAIN
+  // How long a call to a storage group keeps looking for the group's leader (a leader that died
+  // is replaced within about a second; the tracker learns of it with the next heartbeat).
+  std::chrono::milliseconds failover_timeout{20000};
   // Called by a transaction after every participant prepared and before the decision (tests
   // use it to crash a client or a node at exactly that point).
   std::function<void(uint64_t txid)> after_prepare;
@@ -61,6 +64,24 @@ using Source = std::function<Result<size_t>(uint64_t offset, std::span<std::byte
 using Sink = std::function<Status(uint64_t offset, std::span<const std::byte> data)>;
 // Progress: bytes done, bytes in all.
 using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
+class Client;
+
+// Calls to one storage group's leader, whoever it is: NOT_LEADER answers and dead leaders send
+// the call on to the member that leads now. A call is repeated only where that cannot apply it
+// twice: when it was refused (NOT_LEADER), never sent (no connection), or is harmless to repeat
+// (reads, slice writes, transaction steps, unconditional patches). A conditional command whose
+// answer was lost fails with its transport error: it may or may not have happened.
+class GroupChannel {
+ public:
+  GroupChannel(Client* c, uint32_t group) : client_(c), group_(group) {}
+  template <typename Req>
+  boost::asio::awaitable<Result<typename Req::Response>> call(const Req& req, proto::Bulk bulk = {},
+                                                              AlignedBuffer* bulk_out = nullptr);
+ private:
+  Client* client_;
+  uint32_t group_;
+};
 
 class Client {
  public:
@@ -103,7 +124,13 @@ class Client {
   boost::asio::awaitable<Result<proto::NsReply>> ns_read_async(proto::NsReadReq req);
   boost::asio::awaitable<Result<proto::NsReply>> ns_write_async(NsOp op);
   boost::asio::awaitable<Result<std::string>> leader_of(uint32_t group, bool refresh);
-  boost::asio::awaitable<Result<std::shared_ptr<proto::RpcClient>>> storage_for(uint32_t group);
+  boost::asio::awaitable<Result<std::shared_ptr<GroupChannel>>> storage_for(uint32_t group);
+  friend class GroupChannel;
+  template <typename Req>
+  boost::asio::awaitable<Result<typename Req::Response>> group_call(uint32_t group, const Req& req, proto::Bulk bulk,
+                                                                    AlignedBuffer* bulk_out);
+  // The member to try after `failed` (round robin over the group's members), or "".
+  std::string next_member(uint32_t group, const std::string& failed);
   boost::asio::awaitable<Result<Attr>> resolve_async(std::string path);
   boost::asio::awaitable<Result<Attr>> put_async(std::string path, uint64_t size, const Source& src, const Progress& progress);
   boost::asio::awaitable<Result<std::vector<SliceInfo>>> chain_async(Attr file);
@@ -160,6 +187,7 @@ class Client {
   std::shared_ptr<proto::RpcClient> tracker_;
   std::map<std::string, std::shared_ptr<proto::RpcClient>> storage_;  // by address
   std::map<uint32_t, std::string> leaders_;                            // group -> leader address
+  std::map<uint32_t, std::vector<std::string>> members_;               // group -> member addresses
   struct CachedChain {
     Location head;
     uint64_t version = 0;  // of the inode when the chain was walked
@@ -167,6 +195,70 @@ class Client {
   };
   std::map<uint64_t, CachedChain> chains_;  // by inode: the chain map of files read recently
 };
+
+// Commands a retry cannot apply twice (or whose repetition is harmless).
+template <typename Req>
+bool repeatable(const Req&) {
+  using namespace proto;
+  return std::is_same_v<Req, ReadReq> || std::is_same_v<Req, StatReq> || std::is_same_v<Req, WalkReq> ||
+         std::is_same_v<Req, InfoReq> || std::is_same_v<Req, WriteSlotReq> || std::is_same_v<Req, ReserveReq> ||
+         std::is_same_v<Req, TxDecideReq> || std::is_same_v<Req, TxFinishReq> || std::is_same_v<Req, TxForgetReq> ||
+         std::is_same_v<Req, DeleteReq>;
+}
+inline bool repeatable(const proto::PatchReq& p) { return p.expect_applied == 0 && p.flags == 0; }
+
+template <typename Req>
+boost::asio::awaitable<Result<typename Req::Response>> GroupChannel::call(const Req& req, proto::Bulk bulk,
+                                                                          AlignedBuffer* bulk_out) {
+  return client_->group_call(group_, req, std::move(bulk), bulk_out);
+}
+
+template <typename Req>
+boost::asio::awaitable<Result<typename Req::Response>> Client::group_call(uint32_t group, const Req& req,
+                                                                          proto::Bulk bulk, AlignedBuffer* bulk_out) {
+  namespace asio = boost::asio;
+  auto deadline = std::chrono::steady_clock::now() + opt_.failover_timeout;
+  std::string addr;
+  for (uint32_t attempt = 0;; ++attempt) {
+    Error err;
+    if (addr.empty()) {
+      auto a = co_await leader_of(group, attempt > 0);
+      if (a.ok()) addr = *a;
+      else err = a.take_error();
+    }
+    if (!addr.empty()) {
+      auto& slot = storage_[addr];
+      if (!slot) slot = connect(addr);
+      auto c = slot;
+      Status conn = co_await c->connect();
+      if (!conn.ok()) {
+        err = conn.take_error();  // nothing was sent: try another member
+        addr = next_member(group, addr);
+      } else {
+        auto r = co_await c->call(req, bulk, bulk_out);
+        if (r.ok()) {
+          leaders_[group] = addr;
+          co_return r;
+        }
+        err = r.take_error();
+        if (err.code == Code::NOT_LEADER) {
+          addr = !err.hint.empty() && err.hint != addr ? err.hint : next_member(group, addr);
+        } else if ((err.code == Code::UNAVAILABLE || err.code == Code::TIMEOUT) && repeatable(req)) {
+          addr = next_member(group, addr);
+        } else {
+          co_return err;
+        }
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) co_return err;
+    if (attempt > 0) {  // the first retry goes at once (a hint is usually right)
+      asio::steady_timer t(co_await asio::this_coro::executor);
+      t.expires_after(std::chrono::milliseconds(std::min<uint32_t>(500, 25u << std::min<uint32_t>(attempt, 5))));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+}
 
 // Splits "/a/b/c" into its parent path "/a/b" and name "c"; BAD_REQUEST for "/" or "".
 Result<std::pair<std::string, std::string>> split_path(const std::string& path);

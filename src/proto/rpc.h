@@ -230,6 +230,8 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
     co_return resp;
   }
 
+  // Connects now if not connected: a failure here means no request was sent.
+  awaitable<Status> connect() { return ensure_connected(); }
   void close();
   const std::string& address() const { return addr_; }
 

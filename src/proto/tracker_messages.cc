@@ -105,4 +105,19 @@ Result<std::map<uint32_t, std::string>> usable_group_leaders(const ClusterStatus
   return out;
 }
 
+std::map<uint32_t, std::vector<std::string>> group_members(const ClusterStatusResp& status) {
+  auto j = nlohmann::json::parse(status.json, nullptr, false);
+  std::map<uint32_t, std::vector<std::string>> out;
+  if (j.is_discarded() || !j.is_object() || !j.contains("groups") || !j["groups"].is_array()) return out;
+  for (auto& g : j["groups"]) {
+    if (!g.is_object() || !g.contains("id") || !g["id"].is_number_unsigned() || !g.contains("members") ||
+        !g["members"].is_array())
+      continue;
+    auto& list = out[g["id"].get<uint32_t>()];
+    for (auto& m : g["members"])
+      if (m.is_object() && m.contains("address") && m["address"].is_string()) list.push_back(m["address"].get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace mydfs::proto

@@ -122,5 +122,7 @@ struct ClusterStatusReq {
 
 // The leader address of every usable group in a cluster status (group id -> HOST:PORT).
 Result<std::map<uint32_t, std::string>> usable_group_leaders(const ClusterStatusResp& status);
+// The configured members of every group (group id -> RPC addresses), up or not.
+std::map<uint32_t, std::vector<std::string>> group_members(const ClusterStatusResp& status);
 
 }  // namespace mydfs::proto

@@ -223,6 +223,7 @@ asio::awaitable<Result<SlotMeta>> GroupReplicator::submit(Command cmd, AlignedBu
     std::lock_guard g(impl_->writing_mu);
     if (impl_->writing.count(cmd.loc.slot))
       co_return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
+    if (auto same = sm_.already_written(cmd)) co_return *same;  // sent again after a lost answer
     MYDFS_CO_TRY(sm_.precheck(cmd, data.size()));
     if (cmd.type == CmdType::WRITE_SLOT) impl_->writing.insert(cmd.loc.slot);
   }

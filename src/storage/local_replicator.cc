@@ -87,6 +87,7 @@ class LocalReplicator final : public Replicator {
       std::lock_guard g(writing_mu_);
       if (writing_.count(cmd.loc.slot))
         co_return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
+    if (auto same = sm_.already_written(cmd)) co_return *same;  // sent again after a lost answer
       MYDFS_CO_TRY(sm_.precheck(cmd, data.size()));
       if (cmd.type == CmdType::WRITE_SLOT) writing_.insert(cmd.loc.slot);
     }

@@ -189,6 +189,16 @@ Result<uint32_t> StateMachine::finish(uint64_t index, uint64_t txid, TxDecision 
   return n;
 }
 
+std::optional<SlotMeta> StateMachine::already_written(const Command& cmd) const {
+  if (cmd.type != CmdType::WRITE_SLOT) return std::nullopt;
+  auto m = store_.resolve(cmd.loc);
+  if (!m.ok() || m->state != cmd.state || m->state == SlotState::FREE || m->valid_len != cmd.len ||
+      m->payload_checksum != cmd.checksum || !(m->next == cmd.next) || m->file_id != cmd.file_id ||
+      m->txid != (cmd.state == SlotState::PREPARED ? cmd.txid : 0))
+    return std::nullopt;
+  return *m;
+}
+
 Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
                                             std::span<const std::byte> data, bool replay) {
   if (cmd.loc.group != store_.group() || cmd.loc.slot == 0 || cmd.loc.slot > store_.capacity())
@@ -213,6 +223,9 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
     return m;
   }
 
+  if (cmd.type == CmdType::WRITE_SLOT) {
+    if (auto same = already_written(cmd)) return *same;
+  }
   MYDFS_TRY(precheck(cmd, data.size()));
   SlotMeta m = cur;
   m.applied_index = index;

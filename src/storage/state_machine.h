@@ -32,6 +32,10 @@ class StateMachine {
   // Checks a command against the current state (before it is logged). data_len: bytes beside it.
   Status precheck(const Command& cmd, size_t data_len) const;
 
+  // A WRITE_SLOT whose effect the slot already shows (the same bytes, state and links): a client
+  // that lost the answer and sent it again. Answered with the slot as it is.
+  std::optional<SlotMeta> already_written(const Command& cmd) const;
+
   // Applies cmd, logged at index. data: PATCH bytes. replay: the command is being re-applied
   // after a restart, so WRITE_SLOT re-verifies the payload it finds in the slot. Transaction
   // commands (TX_*) answer in the form of tx_result().

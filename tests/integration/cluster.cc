@@ -20,28 +20,40 @@ Cluster::Cluster(std::filesystem::path dir, ClusterOptions opt) : dir_(std::move
   tport_ = free_port();
   std::vector<std::string> targs{"--data", dir_ / "tracker", "--listen", fmt::format("127.0.0.1:{}", tport_),
                                  "--http", "127.0.0.1:0", "--heartbeat-ms", "100"};
-  for (int i = 0; i < opt_.groups; ++i) {
-    sport_.push_back(free_port());
+  int nodes = opt_.groups * opt_.replicas;
+  for (int i = 0; i < nodes; ++i) sport_.push_back(free_port());
+  for (int g = 0; g < opt_.groups; ++g) {
+    std::string addrs;
+    for (int k = 0; k < opt_.replicas; ++k)
+      addrs += fmt::format("{}127.0.0.1:{}", k ? "," : "", sport_[g * opt_.replicas + k]);
     targs.push_back("--group");
-    targs.push_back(fmt::format("{}=127.0.0.1:{}", i + 1, sport_[i]));
+    targs.push_back(fmt::format("{}={}", g + 1, addrs));
   }
   tracker_ = std::make_unique<Daemon>(binary("MYDFS_TRACKER_BIN"), targs, dir_ / "tracker.log");
   tracker_->start();
   if (!wait_for_port(tport_, 20s)) throw std::runtime_error("tracker did not start: " + tracker_->log());
-  for (int i = 0; i < opt_.groups; ++i) {
-    storage_.push_back(std::make_unique<Daemon>(
-        binary("MYDFS_STORAGE_BIN"),
-        std::vector<std::string>{"--data", dir_ / fmt::format("s{}", i + 1), "--listen",
-                                 fmt::format("127.0.0.1:{}", sport_[i]), "--http", "127.0.0.1:0", "--node-id",
-                                 std::to_string(i + 1), "--group-id", std::to_string(i + 1), "--capacity",
-                                 opt_.capacity, "--tracker", fmt::format("127.0.0.1:{}", tport_),
-                                 "--tx-timeout-ms", std::to_string(opt_.tx_timeout_ms)},
-        dir_ / fmt::format("s{}.log", i + 1)));
+  for (int i = 0; i < nodes; ++i) {
+    int g = i / opt_.replicas;
+    std::vector<std::string> args{"--data", storage_dir(i), "--listen", fmt::format("127.0.0.1:{}", sport_[i]),
+                                  "--http", "127.0.0.1:0", "--node-id", std::to_string(i + 1), "--group-id",
+                                  std::to_string(g + 1), "--capacity", opt_.capacity, "--tracker",
+                                  fmt::format("127.0.0.1:{}", tport_), "--tx-timeout-ms",
+                                  std::to_string(opt_.tx_timeout_ms)};
+    if (opt_.replicas > 1) {
+      std::string members;
+      for (int k = 0; k < opt_.replicas; ++k) {
+        int j = g * opt_.replicas + k;
+        members += fmt::format("{}{}=127.0.0.1:{}", k ? "," : "", j + 1, sport_[j]);
+      }
+      args.insert(args.end(), {"--members", members, "--raft-tick-ms", "20"});
+    }
+    args.insert(args.end(), opt_.storage_args.begin(), opt_.storage_args.end());
+    storage_.push_back(std::make_unique<Daemon>(binary("MYDFS_STORAGE_BIN"), args, dir_ / fmt::format("s{}.log", i + 1)));
     start_storage(i);
   }
   // Wait until every group is usable (its heartbeats are in).
   proto::SyncClient t("127.0.0.1", tport_);
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 400; ++i) {
     auto r = t.call(proto::ClusterStatusReq{});
     if (r.ok()) {
       auto leaders = proto::usable_group_leaders(*r);
@@ -57,6 +69,29 @@ Cluster::~Cluster() = default;
 void Cluster::start_storage(int i) {
   storage_[i]->start();
   if (!wait_for_port(sport_[i], 20s)) throw std::runtime_error("storage did not start: " + storage_[i]->log());
+}
+
+std::filesystem::path Cluster::storage_dir(int i) const { return dir_ / fmt::format("s{}", i + 1); }
+
+int Cluster::leader(uint32_t group, std::chrono::milliseconds timeout) const {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  do {
+    for (int k = 0; k < opt_.replicas; ++k) {
+      int i = static_cast<int>(group - 1) * opt_.replicas + k;
+      if (!storage_[i]->running()) continue;
+      proto::ClientOptions co;
+      co.connect_timeout = 200ms;
+      co.call_timeout = 500ms;
+      proto::SyncClient s("127.0.0.1", sport_[i], co);
+      // A STAT passes the read barrier only on a leader a majority confirms; NOT_FOUND is fine.
+      auto r = s.call(proto::StatReq{Location{group, 1, 1}});
+      if (r.ok() || r.code() == Code::NOT_FOUND || r.code() == Code::STALE || r.code() == Code::DELETED ||
+          r.code() == Code::REDIRECT)
+        return i;
+    }
+    std::this_thread::sleep_for(20ms);
+  } while (std::chrono::steady_clock::now() < until);
+  return -1;
 }
 
 std::string Cluster::tracker() const { return fmt::format("127.0.0.1:{}", tport_); }

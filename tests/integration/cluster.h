@@ -1,6 +1,7 @@
-// A real cluster for client tests: one tracker and N single-node storage groups on loopback,
+// A real cluster for client tests: one tracker and N storage groups of R members on loopback,
 // started as processes and always stopped by PID when the Cluster goes away (even when a test
-// fails). Group i (1-based) is storage(i - 1).
+// fails). Group g (1-based) is storage((g - 1) * R) ... storage(g * R - 1); node ids are the
+// storage index + 1.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -17,6 +18,8 @@ struct ClusterOptions {
   int groups = 2;
   std::string capacity = "512MiB";  // per storage node
   uint32_t tx_timeout_ms = 10000;   // --tx-timeout-ms of the storage nodes
+  int replicas = 1;                 // members per group (more than one: Raft)
+  std::vector<std::string> storage_args;  // extra flags for every storage node
 };
 
 class Cluster {
@@ -27,6 +30,12 @@ class Cluster {
   std::string tracker() const;
   std::unique_ptr<client::Client> client(client::ClientOptions o = {}) const;
   Daemon& storage(int i) { return *storage_[i]; }
+  int storage_count() const { return static_cast<int>(storage_.size()); }
+  uint16_t storage_port(int i) const { return sport_[i]; }
+  std::filesystem::path storage_dir(int i) const;
+  // The storage index of group g's leader (one that a majority confirms), -1 if none answers
+  // within timeout.
+  int leader(uint32_t group, std::chrono::milliseconds timeout) const;
   void start_storage(int i);  // after kill9(): start again on the same port and data
   // INFO of node i (slots, pending transaction slots, recorded decisions).
   Result<proto::InfoResp> info(int i) const;

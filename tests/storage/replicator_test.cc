@@ -141,14 +141,20 @@ TEST(Replicator, reserveWriteRead) {
   EXPECT_GT(w->applied_index, r.applied_index);
 }
 
-TEST(Replicator, writeTwice_conflict_andWrongFile_conflict) {
+TEST(Replicator, writeAgain_sameBytesIsIdempotent_otherBytesConflict_wrongFileConflict) {
   mydfs::testing::TempDir d;
   Node n(d.path());
   SlotMeta r = n.reserve(7);
   auto data = pattern(100, 2);
   EXPECT_EQ(n.write(r.loc, data, 8).code(), Code::CONFLICT);
-  ASSERT_TRUE(n.write(r.loc, data, 7).ok());
-  EXPECT_EQ(n.write(r.loc, data, 7).code(), Code::CONFLICT);
+  auto first = n.write(r.loc, data, 7);
+  ASSERT_TRUE(first.ok());
+  // A client that lost the answer sends the same write again: it is told what happened.
+  auto again = n.write(r.loc, data, 7);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  EXPECT_EQ(again->applied_index, first->applied_index) << "answered from the slot, nothing applied twice";
+  EXPECT_EQ(n.write(r.loc, pattern(100, 3), 7).code(), Code::CONFLICT);
+  EXPECT_EQ(n.write(r.loc, pattern(99, 2), 7).code(), Code::CONFLICT);
 }
 
 TEST(Replicator, badChecksum_rejectedAndSlotStillWritable) {
