@@ -31,6 +31,8 @@ enum class Method : uint16_t {
   RAFT_MESSAGE = 0x0130,
   SLICE_PUSH = 0x0131,   // leader -> follower: a slice's bytes, before its WRITE_SLOT is proposed
   SLICE_FETCH = 0x0132,  // member -> member: the bytes of a WRITE_SLOT entry it missed
+  SNAPSHOT_BEGIN = 0x0133,  // member -> member: start copying its state (applied index, decisions)
+  SLOT_COPY = 0x0134,       // member -> member: one slot's header and bytes, as they are now
   // storage: reads
   READ = 0x0110,
   STAT = 0x0111,
@@ -369,6 +371,57 @@ struct SliceFetchReq {
   uint64_t checksum = 0;  // of the bytes as the WRITE_SLOT wrote them
   void encode(Writer& w) const { w.u32(group); w.loc(loc); w.u32(len); w.u64(checksum); }
   void decode(Reader& r) { group = r.u32(); loc = r.loc(); len = r.u32(); checksum = r.u64(); }
+};
+
+// Rebuilding a member from another (a member behind the compacted log, or with an empty disk):
+// SNAPSHOT_BEGIN, then SLOT_COPY of every slot below the high-water mark.
+struct SnapshotBeginResp {
+  uint64_t applied = 0;       // the state copied from here on is at least this recent
+  uint32_t high_water = 0;
+  std::vector<std::pair<uint64_t, uint8_t>> decisions;  // txid -> TxDecision
+  void encode(Writer& w) const {
+    w.u64(applied);
+    w.u32(high_water);
+    w.u32(static_cast<uint32_t>(decisions.size()));
+    for (auto& [t, d] : decisions) {
+      w.u64(t);
+      w.u8(d);
+    }
+  }
+  void decode(Reader& r) {
+    applied = r.u64();
+    high_water = r.u32();
+    uint32_t n = r.u32();
+    if (n > r.remaining() / 9) {
+      r.fail();
+      return;
+    }
+    decisions.clear();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+      uint64_t t = r.u64();
+      decisions.emplace_back(t, r.u8());
+    }
+  }
+};
+struct SnapshotBeginReq {
+  static constexpr Method kMethod = Method::SNAPSHOT_BEGIN;
+  using Response = SnapshotBeginResp;
+  uint32_t group = 0;
+  void encode(Writer& w) const { w.u32(group); }
+  void decode(Reader& r) { group = r.u32(); }
+};
+struct SlotCopyResp {  // + bulk: the first valid_len bytes when the slot holds data
+  SlotMeta meta;
+  void encode(Writer& w) const { meta.encode(w); }
+  void decode(Reader& r) { meta.decode(r); }
+};
+struct SlotCopyReq {
+  static constexpr Method kMethod = Method::SLOT_COPY;
+  using Response = SlotCopyResp;
+  uint32_t group = 0;
+  uint32_t slot = 0;
+  void encode(Writer& w) const { w.u32(group); w.u32(slot); }
+  void decode(Reader& r) { group = r.u32(); slot = r.u32(); }
 };
 
 // Response envelope.

@@ -32,6 +32,8 @@ std::string_view method_name(uint16_t m) {
     case Method::RAFT_MESSAGE: return "raft_message";
     case Method::SLICE_PUSH: return "slice_push";
     case Method::SLICE_FETCH: return "slice_fetch";
+    case Method::SNAPSHOT_BEGIN: return "snapshot_begin";
+    case Method::SLOT_COPY: return "slot_copy";
     case Method::READ: return "read";
     case Method::STAT: return "stat";
     case Method::WALK: return "walk";

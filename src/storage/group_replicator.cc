@@ -57,6 +57,7 @@ struct GroupReplicator::Impl {
   asio::thread_pool pool;  // payload writes, syncs, verification, fetch service
   std::unique_ptr<RpcTransport> transport;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> installing{false};  // a snapshot install runs: pushes are refused
 
   // Slices this member holds outside the applied state: on the leader, pushed slices until every
   // follower confirmed them (with their bytes, for fetches); on a follower, pushed slices that
@@ -316,16 +317,9 @@ asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, Ali
 }
 
 asio::awaitable<Status> GroupReplicator::push_to(NodeId id, Command cmd, std::shared_ptr<const AlignedBuffer> bytes) {
-  auto& c = impl_->clients[id];
-  if (!c) {
-    auto hp = parse_host_port(opt_.members.at(id));
-    if (!hp.ok()) co_return hp.take_error();
-    proto::ClientOptions co;
-    co.connect_timeout = std::chrono::milliseconds(500);
-    co.call_timeout = opt_.data_timeout;
-    c = std::make_shared<proto::RpcClient>(net_.get_executor(), hp->host, hp->port, co);
-  }
-  auto client = c;
+  auto c = data_client(id);
+  if (!c.ok()) co_return c.take_error();
+  auto client = *c;
   proto::SlicePushReq req{opt_.group, cmd.loc, cmd.checksum};
   impl_->pushes->inc();
   auto r = co_await client->call(req, proto::Bulk::of(bytes));
@@ -347,6 +341,7 @@ bool GroupReplicator::may_write(const Location& loc) const {
 // SLICE_PUSH on a follower: store the bytes and make them durable before answering.
 asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::SlicePushReq req, AlignedBuffer bulk) {
   if (req.group != opt_.group) co_return make_error(Code::NOT_FOUND, fmt::format("this node serves group {}", opt_.group));
+  if (impl_->installing) co_return make_error(Code::UNAVAILABLE, "this member is being rebuilt");
   auto bytes = std::make_shared<const AlignedBuffer>(std::move(bulk));
   Status st = co_await run_on(impl_->pool, [&]() -> Status {
     if (xxh64(bytes->span()) != req.checksum)
@@ -467,13 +462,7 @@ Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
     if (id != opt_.self && id != leader) order.push_back(id);
   Error last = make_error(Code::UNAVAILABLE, "no other member");
   for (NodeId id : order) {
-    proto::SliceFetchReq req{opt_.group, cmd.loc, cmd.len, cmd.checksum};
-    auto fut = asio::co_spawn(net_, fetch_from(id, req), asio::use_future);
-    if (fut.wait_for(opt_.data_timeout + std::chrono::seconds(1)) != std::future_status::ready) {
-      last = make_error(Code::TIMEOUT, fmt::format("member {} did not answer", id));
-      continue;
-    }
-    auto r = fut.get();
+    auto r = call_peer(id, proto::SliceFetchReq{opt_.group, cmd.loc, cmd.len, cmd.checksum});
     if (!r.ok()) {
       last = r.take_error();
       continue;
@@ -491,24 +480,6 @@ Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
     return write_file_atomic(staged_path(cmd.loc), bytes.span());
   }
   return last;
-}
-
-asio::awaitable<Result<std::pair<proto::SliceFetchResp, AlignedBuffer>>> GroupReplicator::fetch_from(
-    NodeId id, proto::SliceFetchReq req) {
-  auto& c = impl_->clients[id];
-  if (!c) {
-    auto hp = parse_host_port(opt_.members.at(id));
-    if (!hp.ok()) co_return hp.take_error();
-    proto::ClientOptions co;
-    co.connect_timeout = std::chrono::milliseconds(500);
-    co.call_timeout = opt_.data_timeout;
-    c = std::make_shared<proto::RpcClient>(net_.get_executor(), hp->host, hp->port, co);
-  }
-  auto client = c;
-  AlignedBuffer bulk;
-  auto r = co_await client->call(req, {}, &bulk);
-  if (!r.ok()) co_return r.take_error();
-  co_return std::pair{*r, std::move(bulk)};
 }
 
 // On the node's thread, in log order.
@@ -569,10 +540,96 @@ Status GroupReplicator::checkpoint_at(uint64_t index) {
   return ok_status();
 }
 
+// The node's thread, for a snapshot the leader sent: this member is behind the compacted log (or
+// lost its disk). Copies the state of a member that has applied at least meta.index, slot by slot
+// while that member goes on; the entries after meta.index are then applied on top, and apply
+// skips what a slot already holds (its applied_index), so the copy need not be one instant.
 Status GroupReplicator::install_snapshot(const SnapshotMeta& meta) {
-  return make_error(Code::UNAVAILABLE,
-                    fmt::format("member {} of group {} is behind the log (snapshot at {}); rebuild is not available yet",
-                                opt_.self, opt_.group, meta.index));
+  impl_->installing = true;
+  struct Done {
+    Impl* impl;
+    ~Done() { impl->installing = false; }
+  } done{impl_.get()};
+  {
+    std::lock_guard g(impl_->held_mu);
+    impl_->held.clear();
+  }
+  std::vector<NodeId> order;
+  NodeId leader = node_->info().leader;
+  if (leader && leader != opt_.self) order.push_back(leader);
+  for (auto& [id, addr] : opt_.members)
+    if (id != opt_.self && id != leader) order.push_back(id);
+  Error last = make_error(Code::UNAVAILABLE, "no other member");
+  for (NodeId id : order) {
+    auto begin = call_peer(id, proto::SnapshotBeginReq{opt_.group});
+    if (!begin.ok()) {
+      last = begin.take_error();
+      continue;
+    }
+    if (begin->first.applied < meta.index) {
+      last = make_error(Code::UNAVAILABLE, fmt::format("member {} has applied only {}", id, begin->first.applied));
+      continue;
+    }
+    spdlog::info("group {}: rebuilding from member {} (snapshot at {}, {} slots)", opt_.group, id, meta.index,
+                 begin->first.high_water - 1);
+    std::map<uint64_t, proto::TxDecision> decisions;
+    for (auto& [t, d] : begin->first.decisions) decisions[t] = static_cast<proto::TxDecision>(d);
+    sm_.set_decisions(std::move(decisions));
+    Status st = ok_status();
+    for (uint32_t slot = 1; slot < begin->first.high_water && st.ok() && !impl_->stopping; ++slot) {
+      auto copy = call_peer(id, proto::SlotCopyReq{opt_.group, slot});
+      if (!copy.ok()) {
+        st = copy.take_error();
+        break;
+      }
+      const SlotMeta& m = copy->first.meta;
+      if (m.state == SlotState::FREE) continue;
+      st = sm_.install(m, copy->second.span());
+    }
+    if (!st.ok()) {
+      last = st.take_error();
+      continue;
+    }
+    if (impl_->stopping) return make_error(Code::UNAVAILABLE, "shutting down");
+    MYDFS_TRY(store_.sync());
+    MYDFS_TRY(checkpoint_at(meta.index));
+    applied_ = meta.index;
+    spdlog::info("group {}: rebuilt up to at least index {}", opt_.group, meta.index);
+    return ok_status();
+  }
+  return last;
+}
+
+template <typename Req>
+Result<std::pair<typename Req::Response, AlignedBuffer>> GroupReplicator::call_peer(NodeId id, Req req) {
+  auto fut = asio::co_spawn(
+      net_,
+      [this, id, req]() -> asio::awaitable<Result<std::pair<typename Req::Response, AlignedBuffer>>> {
+        auto c = data_client(id);
+        if (!c.ok()) co_return c.take_error();
+        AlignedBuffer bulk;
+        auto client = *c;
+        auto r = co_await client->call(req, {}, &bulk);
+        if (!r.ok()) co_return r.take_error();
+        co_return std::pair{std::move(*r), std::move(bulk)};
+      },
+      asio::use_future);
+  if (fut.wait_for(opt_.data_timeout + std::chrono::seconds(1)) != std::future_status::ready)
+    return make_error(Code::TIMEOUT, fmt::format("member {} did not answer", id));
+  return fut.get();
+}
+
+Result<std::shared_ptr<proto::RpcClient>> GroupReplicator::data_client(NodeId id) {
+  auto& c = impl_->clients[id];
+  if (!c) {
+    auto hp = parse_host_port(opt_.members.at(id));
+    if (!hp.ok()) return hp.take_error();
+    proto::ClientOptions co;
+    co.connect_timeout = std::chrono::milliseconds(500);
+    co.call_timeout = opt_.data_timeout;
+    c = std::make_shared<proto::RpcClient>(net_.get_executor(), hp->host, hp->port, co);
+  }
+  return c;
 }
 
 void GroupReplicator::register_routes(proto::RpcServer& server) {
@@ -589,6 +646,37 @@ void GroupReplicator::register_routes(proto::RpcServer& server) {
     if (!r.ok()) co_return r.take_error();
     out.bulk = std::move(r->second);
     co_return r->first;
+  });
+  server.route<proto::SnapshotBeginReq>([this](proto::SnapshotBeginReq req, proto::Inbound&, proto::Outbound&)
+                                            -> asio::awaitable<Result<proto::SnapshotBeginResp>> {
+    if (req.group != opt_.group)
+      co_return make_error(Code::NOT_FOUND, fmt::format("this node serves group {}", opt_.group));
+    proto::SnapshotBeginResp resp;
+    resp.applied = applied_.load();  // read first: the decisions and slots copied later are newer
+    resp.high_water = store_.high_water();
+    for (auto& [t, d] : sm_.decisions()) resp.decisions.emplace_back(t, static_cast<uint8_t>(d));
+    co_return resp;
+  });
+  server.route<proto::SlotCopyReq>([this](proto::SlotCopyReq req, proto::Inbound&, proto::Outbound& out)
+                                       -> asio::awaitable<Result<proto::SlotCopyResp>> {
+    if (req.group != opt_.group)
+      co_return make_error(Code::NOT_FOUND, fmt::format("this node serves group {}", opt_.group));
+    auto r = co_await run_on(impl_->pool, [&]() -> Result<std::pair<SlotMeta, AlignedBuffer>> {
+      std::shared_lock lk(store_.locks().of(req.slot));
+      MYDFS_ASSIGN(SlotMeta m, store_.meta(req.slot));
+      AlignedBuffer b;
+      bool data = m.state == SlotState::LIVE || m.state == SlotState::PREPARED || m.state == SlotState::REDIRECT;
+      if (data && m.valid_len > 0) {
+        b = AlignedBuffer(m.valid_len);
+        MYDFS_TRY(store_.read_payload(req.slot, 0, b.span()));
+        if (xxh64(b.span()) != m.payload_checksum)
+          return make_error(Code::CHECKSUM_MISMATCH, fmt::format("slot {} is damaged here", req.slot));
+      }
+      return std::pair{m, std::move(b)};
+    });
+    if (!r.ok()) co_return r.take_error();
+    out.bulk = std::move(r->second);
+    co_return proto::SlotCopyResp{r->first};
   });
 }
 

@@ -81,8 +81,11 @@ class GroupReplicator final : public Replicator {
   boost::asio::awaitable<Status> push_to(NodeId id, Command cmd, std::shared_ptr<const AlignedBuffer> bytes);
   boost::asio::awaitable<Result<proto::SlicePushResp>> on_push(proto::SlicePushReq req, AlignedBuffer bulk);
   Result<std::pair<proto::SliceFetchResp, AlignedBuffer>> serve_fetch(const proto::SliceFetchReq& req);
-  boost::asio::awaitable<Result<std::pair<proto::SliceFetchResp, AlignedBuffer>>> fetch_from(NodeId id,
-                                                                                             proto::SliceFetchReq req);
+  // Data-path calls to another member: from coroutines on the network thread, or blocking from
+  // the Raft node's thread (call_peer).
+  Result<std::shared_ptr<proto::RpcClient>> data_client(NodeId id);
+  template <typename Req>
+  Result<std::pair<typename Req::Response, AlignedBuffer>> call_peer(NodeId id, Req req);
   bool may_write(const Location& loc) const;
   bool has_slice(const Command& cmd);
   Status fetch_slice(const Command& cmd, uint64_t index);

@@ -48,6 +48,7 @@ struct Config {
   std::vector<std::string> members;  // "ID=HOST:PORT" for every member of the group, this one included
   uint32_t tick_ms = 50;
   uint32_t election_ticks = 10;
+  uint64_t compact_after = 4096;
 };
 
 // "1=127.0.0.1:7101" -> (1, "127.0.0.1:7101")
@@ -106,6 +107,9 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--raft-tick-ms", c.tick_ms, "Raft tick")->capture_default_str();
   app.add_option("--election-ticks", c.election_ticks, "Election timeout in ticks (randomized up to twice this)")
+      ->capture_default_str();
+  app.add_option("--raft-compact-after", c.compact_after,
+                 "Checkpoint the store and cut the Raft log after this many applied entries")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -193,6 +197,7 @@ int main(int argc, char** argv) {
     go.tick = std::chrono::milliseconds(c.tick_ms);
     go.election_ticks = static_cast<int>(c.election_ticks);
     go.io_threads = c.io_threads;
+    go.compact_after = std::max<uint64_t>(c.compact_after, 1);
     auto r = storage::open_group_replicator(**store, go, io, &metrics);
     if (!r.ok()) return fail(r.error().message);
     group = r->get();

@@ -311,6 +311,26 @@ TxDecision StateMachine::decision(uint64_t txid) const {
   return it == decisions_.end() ? TxDecision::NONE : it->second;
 }
 
+std::map<uint64_t, TxDecision> StateMachine::decisions() const {
+  std::lock_guard g(tx_mu_);
+  return decisions_;
+}
+
+void StateMachine::set_decisions(std::map<uint64_t, TxDecision> d) {
+  std::lock_guard g(tx_mu_);
+  decisions_ = std::move(d);
+}
+
+Status StateMachine::install(const SlotMeta& m, std::span<const std::byte> payload) {
+  std::unique_lock lk(store_.locks().of(m.loc.slot));
+  auto before = store_.meta(m.loc.slot);
+  SlotMeta old = before.ok() ? *before : SlotMeta{};
+  if (!payload.empty()) MYDFS_TRY(store_.write_payload(m.loc.slot, 0, payload));
+  MYDFS_TRY(store_.put_header(m, PayloadCheck::UNVERIFIED));
+  track(old, m);
+  return ok_status();
+}
+
 size_t StateMachine::decision_count() const {
   std::lock_guard g(tx_mu_);
   return decisions_.size();

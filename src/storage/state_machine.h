@@ -48,6 +48,12 @@ class StateMachine {
   std::map<uint64_t, uint32_t> pending_transactions() const;
   uint32_t pending_slots() const;
 
+  // Rebuilding from another member: the decision table as a whole, and one slot's header and
+  // bytes as that member has them (the transaction index follows).
+  std::map<uint64_t, TxDecision> decisions() const;
+  void set_decisions(std::map<uint64_t, TxDecision> d);
+  Status install(const SlotMeta& m, std::span<const std::byte> payload);
+
   // The decision table, kept beside the log: saved at every checkpoint, loaded before replay.
   Status save_decisions(const std::string& dir) const;
   Status load_decisions(const std::string& dir);
