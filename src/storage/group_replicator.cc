@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <condition_variable>
 #include <future>
 #include <set>
 #include <unordered_set>
@@ -50,6 +51,41 @@ bool decode_entry(std::string_view body, Command& cmd, std::string_view& data) {
 
 using SlotKey = std::pair<uint32_t, uint32_t>;  // (slot, gen)
 
+// Group commit for store syncs: concurrent callers share one fdatasync. A caller returns once a
+// sync that began after its call has ended, so everything it wrote before calling is durable.
+class SyncBatcher {
+ public:
+  Status sync(SliceStore& store, Counter* syncs) {
+    std::unique_lock lk(mu_);
+    uint64_t mine = ++requested_;
+    while (done_ < mine) {
+      if (running_) {
+        cv_.wait(lk);
+        continue;
+      }
+      running_ = true;
+      uint64_t covers = requested_;
+      lk.unlock();
+      Status st = store.sync();
+      syncs->inc();
+      lk.lock();
+      running_ = false;
+      if (!st.ok()) failed_ = st.error();
+      done_ = covers;
+      cv_.notify_all();
+    }
+    if (failed_) return *failed_;  // the store is in doubt from the first failed sync on
+    return ok_status();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t requested_ = 0, done_ = 0;
+  bool running_ = false;
+  std::optional<Error> failed_;
+};
+
 }  // namespace
 
 struct GroupReplicator::Impl {
@@ -58,6 +94,7 @@ struct GroupReplicator::Impl {
   std::unique_ptr<RpcTransport> transport;
   std::atomic<bool> stopping{false};
   std::atomic<bool> installing{false};  // a snapshot install runs: pushes are refused
+  SyncBatcher batcher;  // slice writes (leader and pushes)
 
   // Slices this member holds outside the applied state: on the leader, pushed slices until every
   // follower confirmed them (with their bytes, for fetches); on a follower, pushed slices that
@@ -296,8 +333,7 @@ asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, Ali
   // The local write runs while the pushes travel.
   Status local = co_await run_on(impl_->pool, [&]() -> Status {
     MYDFS_TRY(store_.write_payload(cmd.loc.slot, 0, bytes->span()));
-    impl_->syncs->inc();
-    return store_.sync();
+    return impl_->batcher.sync(store_, impl_->syncs);
   });
   if (!local.ok()) co_return local;
   {
@@ -349,8 +385,7 @@ asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::Sl
     if (!may_write(req.loc))
       return make_error(Code::UNAVAILABLE, fmt::format("{} is still in use here; fetched when its entry arrives", req.loc));
     MYDFS_TRY(store_.write_payload(req.loc.slot, 0, bytes->span()));
-    impl_->syncs->inc();
-    return store_.sync();
+    return impl_->batcher.sync(store_, impl_->syncs);
   });
   if (!st.ok()) co_return st.take_error();
   std::lock_guard g(impl_->held_mu);
