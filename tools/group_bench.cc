@@ -20,6 +20,7 @@
 #include "common/daemon.h"
 #include "proto/rpc.h"
 #include "storage/slot_format.h"
+#include "tools/bench_slices.h"
 #include "tests/integration/harness.h"
 
 using namespace mydfs;
@@ -170,16 +171,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   size_t n = (*bytes + storage::kPayloadCapacity - 1) / storage::kPayloadCapacity;
-  std::mt19937_64 rng(42);
-  for (int i = 0; i < 16; ++i) {
-    auto b = std::make_shared<AlignedBuffer>(storage::kPayloadCapacity);
-    for (size_t k = 0; k + 8 <= b->size(); k += 8) {
-      uint64_t v = rng();
-      std::memcpy(b->data() + k, &v, 8);
-    }
-    g_sums.push_back(xxh64(b->span()));
-    g_bufs.push_back(std::move(b));
-  }
+  bench::make_random_slices(16, g_bufs, g_sums);
+
 
   std::vector<Node> group(3);
   Node single;

@@ -10,6 +10,7 @@
 #include "common/daemon.h"
 #include "proto/rpc.h"
 #include "storage/slot_format.h"
+#include "tools/bench_slices.h"
 
 using namespace mydfs;
 using namespace mydfs::proto;
@@ -89,16 +90,8 @@ int main(int argc, char** argv) {
   asio::io_context io;
   auto client = std::make_shared<RpcClient>(io.get_executor(), hp->host, hp->port);
   Shared s;
-  std::mt19937_64 rng(42);
-  for (int i = 0; i < 16; ++i) {
-    auto b = std::make_shared<AlignedBuffer>(storage::kPayloadCapacity);
-    for (size_t k = 0; k + 8 <= b->size(); k += 8) {
-      uint64_t v = rng();
-      std::memcpy(b->data() + k, &v, 8);
-    }
-    s.sums.push_back(xxh64(b->span()));
-    s.bufs.push_back(std::move(b));
-  }
+  bench::make_random_slices(16, s.bufs, s.sums);
+
 
   // Write: reserve the slots (as an upload does, in runs) and fill them, `in_flight` at a time.
   double write_s = run_parallel(io, 1, [&]() -> awaitable<void> {

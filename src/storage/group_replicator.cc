@@ -488,13 +488,18 @@ bool GroupReplicator::has_slice(const Command& cmd) {
   return false;
 }
 
-Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
-  // The leader first (it holds recent slices in memory), then the others.
+std::vector<NodeId> GroupReplicator::peers_leader_first() const {
   std::vector<NodeId> order;
   NodeId leader = node_->info().leader;
   if (leader && leader != opt_.self) order.push_back(leader);
   for (auto& [id, addr] : opt_.members)
     if (id != opt_.self && id != leader) order.push_back(id);
+  return order;
+}
+
+Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
+  // The leader first (it holds recent slices in memory), then the others.
+  std::vector<NodeId> order = peers_leader_first();
   Error last = make_error(Code::UNAVAILABLE, "no other member");
   for (NodeId id : order) {
     auto r = call_peer(id, proto::SliceFetchReq{opt_.group, cmd.loc, cmd.len, cmd.checksum});
@@ -589,11 +594,7 @@ Status GroupReplicator::install_snapshot(const SnapshotMeta& meta) {
     std::lock_guard g(impl_->held_mu);
     impl_->held.clear();
   }
-  std::vector<NodeId> order;
-  NodeId leader = node_->info().leader;
-  if (leader && leader != opt_.self) order.push_back(leader);
-  for (auto& [id, addr] : opt_.members)
-    if (id != opt_.self && id != leader) order.push_back(id);
+  std::vector<NodeId> order = peers_leader_first();
   Error last = make_error(Code::UNAVAILABLE, "no other member");
   for (NodeId id : order) {
     auto begin = call_peer(id, proto::SnapshotBeginReq{opt_.group});

@@ -84,6 +84,7 @@ class GroupReplicator final : public Replicator {
   // Data-path calls to another member: from coroutines on the network thread, or blocking from
   // the Raft node's thread (call_peer).
   Result<std::shared_ptr<proto::RpcClient>> data_client(NodeId id);
+  std::vector<NodeId> peers_leader_first() const;  // the other members, the known leader first
   template <typename Req>
   Result<std::pair<typename Req::Response, AlignedBuffer>> call_peer(NodeId id, Req req);
   bool may_write(const Location& loc) const;
