@@ -101,9 +101,9 @@ template <typename... Ms>
 struct List {};
 
 using Requests = List<PingReq, ReserveReq, WriteSlotReq, PatchReq, SetNextReq, SetValidLenReq, RedirectReq,
-                      DeleteReq, LockReq, TxDecideReq, TxFinishReq, TxForgetReq, RaftMessageReq, SlicePushReq, SliceFetchReq, SnapshotBeginReq, SlotCopyReq, ReadReq, StatReq, WalkReq,
+                      DeleteReq, LockReq, TxDecideReq, TxFinishReq, TxForgetReq, RaftMessageReq, SlicePushReq, SliceFetchReq, SnapshotBeginReq, SlotCopyReq, MemberChangeReq, ReadReq, StatReq, WalkReq,
                       InfoReq>;
-using Responses = List<PingResp, SlotResp, ReserveResp, ReadResp, WalkResp, InfoResp, TxDecideResp, RaftMessageResp, SlicePushResp, SliceFetchResp, SnapshotBeginResp, SlotCopyResp>;
+using Responses = List<PingResp, SlotResp, ReserveResp, ReadResp, WalkResp, InfoResp, TxDecideResp, RaftMessageResp, SlicePushResp, SliceFetchResp, SnapshotBeginResp, SlotCopyResp, MemberChangeResp>;
 // Tracker service (proto/tracker_messages.h). All of them round-trip byte for byte, so they get
 // the same strict check as the storage messages. HeartbeatReq.qps is a double carried as its raw
 // u64 bits (memcpy both ways), so any NaN payload, signalling or not, comes back bit-identical on

@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -203,6 +205,102 @@ int cmd_admin_add_group(const Globals& g, const AddGroupArgs& a) {
   return kExitOk;
 }
 
+// ---- admin replace-member --------------------------------------------------------------------
+
+struct ReplaceMemberArgs {
+  std::string group, old_member, new_member;  // "ID", "ID=HOST:PORT", "ID=HOST:PORT"
+};
+
+// "ID=HOST:PORT" -> (id, "HOST:PORT")
+Result<std::pair<uint64_t, std::string>> parse_member(const std::string& s) {
+  auto eq = s.find('=');
+  uint64_t id = 0;
+  if (eq == std::string::npos || std::from_chars(s.data(), s.data() + eq, id).ptr != s.data() + eq || id == 0)
+    return make_error(Code::BAD_REQUEST, fmt::format("invalid member '{}': expected ID=HOST:PORT", s));
+  auto hp = parse_host_port(s.substr(eq + 1));
+  if (!hp.ok()) return hp.take_error();
+  if (hp->port == 0) return make_error(Code::BAD_REQUEST, fmt::format("bad port in '{}': must be 1 to 65535", s));
+  return std::pair{id, fmt::format("{}:{}", hp->host, hp->port)};
+}
+
+// One membership change on the group's leader, following NOT_LEADER hints.
+Result<uint64_t> member_change(const std::vector<std::string>& members, std::string leader,
+                               const proto::MemberChangeReq& req) {
+  Error last = make_error(Code::UNAVAILABLE, "no member of the group answered");
+  std::vector<std::string> tries;
+  if (!leader.empty()) tries.push_back(leader);
+  for (int round = 0; round < 20; ++round) {
+    for (const auto& m : members) tries.push_back(m);
+    for (size_t k = 0; k < tries.size(); ++k) {
+      auto hp = parse_host_port(tries[k]);
+      if (!hp.ok()) continue;
+      proto::ClientOptions co;
+      co.connect_timeout = std::chrono::milliseconds(500);
+      co.call_timeout = std::chrono::milliseconds(60000);  // an added member may take a while to catch up
+      proto::SyncClient c(hp->host, hp->port, co);
+      auto r = c.call(req);
+      if (r.ok()) return r->index;
+      last = r.error();
+      if (r.code() == Code::NOT_LEADER && !r.error().hint.empty()) {
+        tries.insert(tries.begin() + static_cast<long>(k) + 1, r.error().hint);
+        continue;
+      }
+      if (r.code() == Code::BAD_REQUEST || r.code() == Code::NOT_FOUND) return last;
+    }
+    tries.clear();
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // an election, or a change still committing
+  }
+  return last;
+}
+
+int cmd_admin_replace_member(const Globals& g, const ReplaceMemberArgs& a) {
+  constexpr std::string_view kCmd = "replace-member", kPath = "admin replace-member";
+  uint32_t group = 0;
+  auto [end, ec] = std::from_chars(a.group.data(), a.group.data() + a.group.size(), group);
+  if (ec != std::errc() || end != a.group.data() + a.group.size() || group == 0)
+    return usage_error(kCmd, kPath, fmt::format("invalid group id '{}'", a.group));
+  auto old_m = parse_member(a.old_member);
+  if (!old_m.ok()) return usage_error(kCmd, kPath, old_m.error().message);
+  auto new_m = parse_member(a.new_member);
+  if (!new_m.ok()) return usage_error(kCmd, kPath, new_m.error().message);
+  if (old_m->first == new_m->first) return usage_error(kCmd, kPath, "the new member needs an id of its own");
+  int code = kExitOk;
+  auto tracker = open_tracker(g, &code);
+  if (!tracker) return code;
+  auto st = tracker->call(proto::ClusterStatusReq{});
+  if (!st.ok()) return call_failed(g, kCmd, st.error());
+  auto all = proto::group_members(*st);
+  auto mit = all.find(group);
+  if (mit == all.end()) return call_failed(g, kCmd, make_error(Code::NOT_FOUND, fmt::format("no group {}", group)));
+  std::vector<std::string> members = mit->second;
+  if (std::find(members.begin(), members.end(), old_m->second) == members.end() &&
+      std::find(members.begin(), members.end(), new_m->second) == members.end())
+    return call_failed(g, kCmd, make_error(Code::NOT_FOUND, fmt::format("{} is not a member of group {}",
+                                                                         old_m->second, group)));
+  std::string leader;
+  if (auto l = proto::usable_group_leaders(*st); l.ok() && l->count(group)) leader = l->at(group);
+  members.push_back(new_m->second);
+
+  // 1. Remove the old member (the group then needs a majority of the others), 2. add the new one
+  // (it is rebuilt from the others), 3. tell the tracker. Each step is skipped if already done, so
+  // the command can be run again after a failure.
+  proto::MemberChangeReq rm{group, false, old_m->first, ""};
+  auto r1 = member_change(members, leader, rm);
+  if (!r1.ok() && r1.error().message.find("is not a member") == std::string::npos)
+    return call_failed(g, kCmd, r1.error());
+  fmt::print("removed member {} from group {}\n", old_m->first, group);
+  proto::MemberChangeReq add{group, true, new_m->first, new_m->second};
+  auto r2 = member_change(members, leader, add);
+  if (!r2.ok() && r2.error().message.find("is a member already") == std::string::npos)
+    return call_failed(g, kCmd, r2.error());
+  fmt::print("added member {} at {} to group {}\n", new_m->first, new_m->second, group);
+  proto::ReplaceMemberReq tr{group, old_m->second, new_m->second};
+  auto r3 = tracker->call(tr);
+  if (!r3.ok() && r3.code() != Code::NOT_FOUND) return call_failed(g, kCmd, r3.error());
+  fmt::print("the tracker now lists {} in place of {}\n", new_m->second, old_m->second);
+  return kExitOk;
+}
+
 // ---- Command line ----------------------------------------------------------------------------
 
 // The most specific (sub)command the parser reached, for error messages and help.
@@ -264,6 +362,17 @@ int run(int argc, char** argv) {
       ->required()
       ->expected(1, -1);
   add_cmd->callback([&] { chosen = [&] { return cmd_admin_add_group(g, add); }; });
+
+  ReplaceMemberArgs rep;
+  CLI::App* rep_cmd = admin->add_subcommand(
+      "replace-member",
+      "Replace a member of a storage group by a new node: start the new node with --join first; the "
+      "old member is removed from the group, the new one added (it copies the group's data) and the "
+      "tracker told");
+  rep_cmd->add_option("GROUP", rep.group, "Group id")->type_name("")->required();
+  rep_cmd->add_option("OLD", rep.old_member, "The member to replace")->type_name("ID=HOST:PORT")->required();
+  rep_cmd->add_option("NEW", rep.new_member, "The new node (a new id)")->type_name("ID=HOST:PORT")->required();
+  rep_cmd->callback([&] { chosen = [&] { return cmd_admin_replace_member(g, rep); }; });
 
   // File commands (client/cli_files.h).
   struct FileArgs {

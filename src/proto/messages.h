@@ -33,6 +33,7 @@ enum class Method : uint16_t {
   SLICE_FETCH = 0x0132,  // member -> member: the bytes of a WRITE_SLOT entry it missed
   SNAPSHOT_BEGIN = 0x0133,  // member -> member: start copying its state (applied index, decisions)
   SLOT_COPY = 0x0134,       // member -> member: one slot's header and bytes, as they are now
+  MEMBER_CHANGE = 0x0135,   // admin -> leader: add or remove one member of the group
   // storage: reads
   READ = 0x0110,
   STAT = 0x0111,
@@ -45,6 +46,7 @@ enum class Method : uint16_t {
   HEARTBEAT = 0x0210,
   ADD_GROUP = 0x0211,
   CLUSTER_STATUS = 0x0212,
+  REPLACE_MEMBER = 0x0213,
 };
 
 // Slot states, numbered as in the original design.
@@ -422,6 +424,24 @@ struct SlotCopyReq {
   uint32_t slot = 0;
   void encode(Writer& w) const { w.u32(group); w.u32(slot); }
   void decode(Reader& r) { group = r.u32(); slot = r.u32(); }
+};
+
+// Membership (one server at a time): on the group's leader, answered once the change is
+// committed and applied there.
+struct MemberChangeResp {
+  uint64_t index = 0;  // of the configuration entry
+  void encode(Writer& w) const { w.u64(index); }
+  void decode(Reader& r) { index = r.u64(); }
+};
+struct MemberChangeReq {
+  static constexpr Method kMethod = Method::MEMBER_CHANGE;
+  using Response = MemberChangeResp;
+  uint32_t group = 0;
+  bool add = true;       // false: remove
+  uint64_t node = 0;
+  std::string address;   // add: the new member's RPC address
+  void encode(Writer& w) const { w.u32(group); w.boolean(add); w.u64(node); w.str(address); }
+  void decode(Reader& r) { group = r.u32(); add = r.boolean(); node = r.u64(); address = r.str(512); }
 };
 
 // Response envelope.

@@ -34,6 +34,7 @@ std::string_view method_name(uint16_t m) {
     case Method::SLICE_FETCH: return "slice_fetch";
     case Method::SNAPSHOT_BEGIN: return "snapshot_begin";
     case Method::SLOT_COPY: return "slot_copy";
+    case Method::MEMBER_CHANGE: return "member_change";
     case Method::READ: return "read";
     case Method::STAT: return "stat";
     case Method::WALK: return "walk";
@@ -44,6 +45,7 @@ std::string_view method_name(uint16_t m) {
     case Method::HEARTBEAT: return "heartbeat";
     case Method::ADD_GROUP: return "add_group";
     case Method::CLUSTER_STATUS: return "cluster_status";
+    case Method::REPLACE_MEMBER: return "replace_member";
   }
   return "unknown";
 }

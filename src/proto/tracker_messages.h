@@ -108,6 +108,21 @@ struct AddGroupReq {
   void decode(Reader& r);
 };
 
+// A group's member at old_address is now the node at new_address (after the group's own
+// membership change); the tracker logs it and expects heartbeats from the new address.
+struct ReplaceMemberResp {
+  void encode(Writer&) const {}
+  void decode(Reader&) {}
+};
+struct ReplaceMemberReq {
+  static constexpr Method kMethod = Method::REPLACE_MEMBER;
+  using Response = ReplaceMemberResp;
+  uint32_t id = 0;
+  std::string old_address, new_address;
+  void encode(Writer& w) const { w.u32(id); w.str(old_address); w.str(new_address); }
+  void decode(Reader& r) { id = r.u32(); old_address = r.str(512); new_address = r.str(512); }
+};
+
 struct ClusterStatusResp {
   std::string json;  // groups, members, roles, liveness, space, inode counts, events
   void encode(Writer& w) const { w.str(json); }

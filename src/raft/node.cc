@@ -124,6 +124,15 @@ void RaftNode::process() {
       }
       applied_ = rd.snapshot->index;
     }
+    if (opt_.on_conf) {
+      for (const auto& e : rd.entries) {
+        if (e.type != EntryType::CONF) continue;
+        Reader r(e.data);
+        ConfChange cc;
+        cc.decode(r);
+        if (r.ok()) opt_.on_conf(cc);
+      }
+    }
     if (opt_.before_persist && !rd.entries.empty()) opt_.before_persist(rd.entries);
     if (stopped_) return;
     Status st = store_->save(rd);
@@ -183,7 +192,7 @@ void RaftNode::process() {
     }
   }
   std::lock_guard g(info_mu_);
-  info_ = Info{role, core_->term(), core_->leader(), core_->commit(), applied_, core_->last_index()};
+  info_ = Info{role, core_->term(), core_->leader(), core_->commit(), applied_, core_->last_index(), core_->conf().voters};
 }
 
 }  // namespace mydfs::raft

@@ -48,6 +48,9 @@ struct NodeOptions {
   // leader (entries after meta.index are re-applied on top, so they must be idempotent). The
   // node retries it on failure and persists nothing of that Ready until it succeeds.
   std::function<Status(const SnapshotMeta& meta)> install_snapshot;
+  // on_conf(change): a configuration change is about to be persisted here (it takes effect as
+  // soon as it is in the log), e.g. to learn an added member's address before messages go to it.
+  std::function<void(const ConfChange& change)> on_conf;
 };
 
 using ApplyFn = std::function<void(const Entry& e)>;
@@ -77,6 +80,7 @@ class RaftNode {
     uint64_t term = 0;
     NodeId leader = 0;
     uint64_t commit = 0, applied = 0, last_index = 0;
+    std::vector<NodeId> voters;  // the configuration in this member's log
   };
   Info info() const;  // any thread
 

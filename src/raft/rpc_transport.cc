@@ -40,6 +40,18 @@ void RpcTransport::send(const Message& m) {
   });
 }
 
+void RpcTransport::set_peer(NodeId id, std::string address) {
+  asio::post(io_, [this, id, address = std::move(address)]() mutable {
+    auto it = addresses_.find(id);
+    if (it != addresses_.end() && it->second == address) return;
+    addresses_[id] = std::move(address);
+    if (auto p = peers_.find(id); p != peers_.end()) {
+      if (p->second.client) p->second.client->close();
+      peers_.erase(p);
+    }
+  });
+}
+
 void RpcTransport::close() {
   for (auto& [id, p] : peers_)
     if (p.client) p.client->close();

@@ -18,6 +18,8 @@ class RpcTransport final : public Transport {
   // peers: node id -> RPC address (HOST:PORT). Calls run on io (the RPC network thread).
   RpcTransport(boost::asio::io_context& io, uint32_t group, std::map<NodeId, std::string> peers);
   void send(const Message& m) override;
+  // Adds or moves a peer (a member added by a configuration change); any thread.
+  void set_peer(NodeId id, std::string address);
   void close();  // on io's thread or after it stopped
 
  private:

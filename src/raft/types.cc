@@ -59,6 +59,7 @@ void ConfState::decode(Reader& r) {
 void ConfChange::encode(Writer& w) const {
   w.u8(static_cast<uint8_t>(kind));
   w.u64(node);
+  w.str(context);
 }
 
 void ConfChange::decode(Reader& r) {
@@ -67,6 +68,7 @@ void ConfChange::decode(Reader& r) {
   kind = static_cast<Kind>(k);
   node = r.u64();
   if (node == 0) r.fail();
+  context = r.str(1024);
 }
 
 void SnapshotMeta::encode(Writer& w) const {

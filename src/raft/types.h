@@ -54,6 +54,7 @@ struct ConfChange {
   enum class Kind : uint8_t { ADD = 1, REMOVE = 2 };
   Kind kind = Kind::ADD;
   NodeId node = 0;
+  std::string context;  // opaque to the core; storage groups put an added member's RPC address here
 
   void encode(Writer& w) const;
   void decode(Reader& r);

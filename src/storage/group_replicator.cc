@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <charconv>
 #include <condition_variable>
 #include <future>
 #include <set>
@@ -159,8 +160,15 @@ Status GroupReplicator::open() {
   uint64_t checkpoint = store_.superblock().checkpoint_index;
   applied_ = checkpoint;
 
+  // The address book: --members, then what configuration changes taught this member since.
+  members_ = opt_.members;
+  if (auto saved = read_members(); saved.ok()) {
+    for (auto& [id, addr] : *saved) members_[id] = addr;
+  } else if (saved.code() != Code::NOT_FOUND) {
+    return saved.take_error();
+  }
   std::map<NodeId, std::string> peers;
-  for (auto& [id, addr] : opt_.members)
+  for (auto& [id, addr] : members_)
     if (id != opt_.self) peers[id] = addr;
   impl_->transport = std::make_unique<RpcTransport>(net_, opt_.group, peers);
 
@@ -171,13 +179,17 @@ Status GroupReplicator::open() {
   no.raft.seed = std::random_device{}();
   no.raft.max_bytes_per_msg = 1u << 20;
   no.dir = opt_.dir;
-  for (auto& [id, addr] : opt_.members) no.bootstrap.voters.push_back(id);
+  // A member that joins an existing group starts with no configuration: it never campaigns and
+  // learns the group's configuration from the leader (a snapshot, then the log).
+  if (!opt_.join)
+    for (auto& [id, addr] : opt_.members) no.bootstrap.voters.push_back(id);
   no.applied = checkpoint;
   no.tick = opt_.tick;
   no.compact_after = opt_.compact_after;
   no.before_persist = [this](const std::vector<Entry>& entries) { before_persist(entries); };
   no.before_compact = [this](uint64_t index) { return checkpoint_at(index); };
   no.install_snapshot = [this](const SnapshotMeta& meta) { return install_snapshot(meta); };
+  no.on_conf = [this](const raft::ConfChange& cc) { learn_member(cc); };
   MYDFS_ASSIGN(node_, RaftNode::open(std::move(no), *impl_->transport, [this](const Entry& e) { apply(e); }));
   return ok_status();
 }
@@ -202,7 +214,7 @@ Replicator::RoleInfo GroupReplicator::role_info() const {
     default: r.role = "candidate"; break;
   }
   r.term = inf.term;
-  if (auto it = opt_.members.find(inf.leader); it != opt_.members.end()) r.leader = it->second;
+  r.leader = address_of(inf.leader);
   return r;
 }
 
@@ -310,11 +322,14 @@ asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, Ali
       if (done) done(ok);
     }
   };
-  size_t peers = opt_.members.size() - 1;
-  size_t need = opt_.members.size() / 2;  // followers needed besides this member
+  // The voters of the configuration in this member's log (a removed member gets nothing more).
+  std::vector<NodeId> voters = node_->info().voters;
+  if (voters.empty()) co_return not_leader();
+  size_t peers = voters.size() - 1;
+  size_t need = voters.size() / 2;  // followers needed besides this member
   auto w = std::make_shared<Wait>();
   if (need == 0) w->decide(true);
-  for (auto& [id, addr] : opt_.members) {
+  for (NodeId id : voters) {
     if (id == opt_.self) continue;
     asio::co_spawn(net_, push_to(id, cmd, bytes), [this, w, key, peers, need](std::exception_ptr, Status s) {
       if (s.ok()) {
@@ -492,9 +507,67 @@ std::vector<NodeId> GroupReplicator::peers_leader_first() const {
   std::vector<NodeId> order;
   NodeId leader = node_->info().leader;
   if (leader && leader != opt_.self) order.push_back(leader);
-  for (auto& [id, addr] : opt_.members)
+  std::lock_guard g(members_mu_);
+  for (auto& [id, addr] : members_)
     if (id != opt_.self && id != leader) order.push_back(id);
   return order;
+}
+
+std::string GroupReplicator::address_of(NodeId id) const {
+  std::lock_guard g(members_mu_);
+  auto it = members_.find(id);
+  return it == members_.end() ? std::string() : it->second;
+}
+
+// The node's thread: a configuration change is about to enter this member's log.
+void GroupReplicator::learn_member(const raft::ConfChange& cc) {
+  if (cc.kind != raft::ConfChange::Kind::ADD || cc.context.empty() || cc.node == opt_.self) return;
+  {
+    std::lock_guard g(members_mu_);
+    auto it = members_.find(cc.node);
+    if (it != members_.end() && it->second == cc.context) return;
+    members_[cc.node] = cc.context;
+  }
+  impl_->transport->set_peer(cc.node, cc.context);
+  Status st = save_members();
+  if (!st.ok()) spdlog::error("group {}: cannot save the member list: {}", opt_.group, st.error().to_string());
+  spdlog::info("group {}: member {} is at {}", opt_.group, cc.node, cc.context);
+}
+
+// DIR/members: "ID=HOST:PORT" lines, the address book as configuration changes left it.
+Result<std::map<NodeId, std::string>> GroupReplicator::read_members() const {
+  std::string path = opt_.dir + "/members";
+  if (!std::filesystem::exists(path)) return make_error(Code::NOT_FOUND, "no member list");
+  std::ifstream f(path);
+  std::map<NodeId, std::string> out;
+  std::string line;
+  while (std::getline(f, line)) {
+    auto eq = line.find('=');
+    uint64_t id = 0;
+    if (eq == std::string::npos || std::from_chars(line.data(), line.data() + eq, id).ptr != line.data() + eq || id == 0)
+      return make_error(Code::CORRUPT, fmt::format("{}: bad line '{}'", path, line));
+    out[id] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+Status GroupReplicator::save_members() const {
+  std::string text;
+  {
+    std::lock_guard g(members_mu_);
+    for (auto& [id, addr] : members_) text += fmt::format("{}={}\n", id, addr);
+  }
+  return write_file_atomic(opt_.dir + "/members", as_bytes(std::span(text.data(), text.size())));
+}
+
+asio::awaitable<Result<uint64_t>> GroupReplicator::change_members(raft::ConfChange cc) {
+  if (node_->info().role != Role::LEADER) co_return not_leader();
+  if (cc.kind == raft::ConfChange::Kind::ADD) {
+    if (cc.context.empty()) co_return make_error(Code::BAD_REQUEST, "an added member needs its address");
+    if (auto hp = parse_host_port(cc.context); !hp.ok()) co_return hp.take_error();
+    learn_member(cc);  // the leader sends to it as soon as the change is in its log
+  }
+  co_return co_await await_completion<Result<uint64_t>>([&](auto done) { node_->propose_conf(cc, done); });
 }
 
 Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
@@ -658,7 +731,7 @@ Result<std::pair<typename Req::Response, AlignedBuffer>> GroupReplicator::call_p
 Result<std::shared_ptr<proto::RpcClient>> GroupReplicator::data_client(NodeId id) {
   auto& c = impl_->clients[id];
   if (!c) {
-    auto hp = parse_host_port(opt_.members.at(id));
+    auto hp = parse_host_port(address_of(id));
     if (!hp.ok()) return hp.take_error();
     proto::ClientOptions co;
     co.connect_timeout = std::chrono::milliseconds(500);
@@ -682,6 +755,20 @@ void GroupReplicator::register_routes(proto::RpcServer& server) {
     if (!r.ok()) co_return r.take_error();
     out.bulk = std::move(r->second);
     co_return r->first;
+  });
+  server.route<proto::MemberChangeReq>([this](proto::MemberChangeReq req, proto::Inbound&, proto::Outbound&)
+                                           -> asio::awaitable<Result<proto::MemberChangeResp>> {
+    if (req.group != opt_.group)
+      co_return make_error(Code::NOT_FOUND, fmt::format("this node serves group {}", opt_.group));
+    if (req.node == 0) co_return make_error(Code::BAD_REQUEST, "member id 0");
+    raft::ConfChange cc;
+    cc.kind = req.add ? raft::ConfChange::Kind::ADD : raft::ConfChange::Kind::REMOVE;
+    cc.node = req.node;
+    cc.context = req.address;
+    MYDFS_CO_ASSIGN(uint64_t index, co_await change_members(cc));
+    spdlog::info("group {}: member {} {} (configuration entry {})", opt_.group, req.node,
+                 req.add ? fmt::format("added at {}", req.address) : std::string("removed"), index);
+    co_return proto::MemberChangeResp{index};
   });
   server.route<proto::SnapshotBeginReq>([this](proto::SnapshotBeginReq req, proto::Inbound&, proto::Outbound&)
                                             -> asio::awaitable<Result<proto::SnapshotBeginResp>> {

@@ -37,6 +37,7 @@ struct GroupOptions {
   uint32_t group = 0;
   NodeId self = 0;
   std::map<NodeId, std::string> members;       // every member's RPC address, this one included
+  bool join = false;                           // joining an existing group: no bootstrap configuration
   std::chrono::milliseconds tick{50};          // one Raft tick
   int election_ticks = 10;                     // election timeout: [10, 20) ticks
   uint64_t compact_after = 4096;               // applied entries between checkpoints (log cuts)
@@ -65,6 +66,9 @@ class GroupReplicator final : public Replicator {
   RoleInfo role_info() const override;
   void stop() override;
 
+  // On the leader: adds a member (cc.context = its RPC address) or removes one; returns the
+  // index once the change is committed and applied here.
+  boost::asio::awaitable<Result<uint64_t>> change_members(raft::ConfChange cc);
   // Hands leadership to another member (tests, operations).
   boost::asio::awaitable<Status> transfer(NodeId to);
   raft::RaftNode::Info raft_info() const { return node_->info(); }
@@ -85,6 +89,10 @@ class GroupReplicator final : public Replicator {
   // the Raft node's thread (call_peer).
   Result<std::shared_ptr<proto::RpcClient>> data_client(NodeId id);
   std::vector<NodeId> peers_leader_first() const;  // the other members, the known leader first
+  std::string address_of(NodeId id) const;          // "" if unknown
+  void learn_member(const raft::ConfChange& cc);
+  Result<std::map<NodeId, std::string>> read_members() const;
+  Status save_members() const;
   template <typename Req>
   Result<std::pair<typename Req::Response, AlignedBuffer>> call_peer(NodeId id, Req req);
   bool may_write(const Location& loc) const;
@@ -105,6 +113,8 @@ class GroupReplicator final : public Replicator {
   std::unique_ptr<Impl> impl_;
   std::unique_ptr<raft::RaftNode> node_;
   std::atomic<uint64_t> applied_{0};
+  mutable std::mutex members_mu_;
+  std::map<NodeId, std::string> members_;  // address book: id -> RPC address (self included)
 };
 
 }  // namespace mydfs::storage

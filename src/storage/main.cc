@@ -49,6 +49,7 @@ struct Config {
   uint32_t tick_ms = 50;
   uint32_t election_ticks = 10;
   uint64_t compact_after = 4096;
+  bool join = false;
 };
 
 // "1=127.0.0.1:7101" -> (1, "127.0.0.1:7101")
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
   app.add_option("--raft-compact-after", c.compact_after,
                  "Checkpoint the store and cut the Raft log after this many applied entries")
       ->capture_default_str();
+  app.add_flag("--join", c.join,
+               "Join an existing group as a new member (it is added with `mydfs admin replace-member`); "
+               "--members must name the group's members and this node");
   CLI11_PARSE(app, argc, argv);
 
   auto logs = setup_logging("storage", c.log_level, c.log_file);
@@ -150,6 +154,8 @@ int main(int argc, char** argv) {
     if (!members.count(c.node_id))
       return fail(fmt::format("--members does not name this node (--node-id {})", c.node_id));
     if (c.tick_ms < 1 || c.election_ticks < 2) return fail("--raft-tick-ms must be positive and --election-ticks at least 2");
+  } else if (c.join) {
+    return fail("--join needs --members");
   }
   auto locked = lock_data_dir(c.data);
   if (!locked.ok()) return fail(locked.error().message);
@@ -198,6 +204,7 @@ int main(int argc, char** argv) {
     go.election_ticks = static_cast<int>(c.election_ticks);
     go.io_threads = c.io_threads;
     go.compact_after = std::max<uint64_t>(c.compact_after, 1);
+    go.join = c.join;
     auto r = storage::open_group_replicator(**store, go, io, &metrics);
     if (!r.ok()) return fail(r.error().message);
     group = r->get();

@@ -79,6 +79,27 @@ Status GroupRegistry::add_group(uint32_t id, std::vector<std::string> addresses)
   return ok_status();
 }
 
+Status GroupRegistry::replace_member(uint32_t id, const std::string& old_address, const std::string& new_address) {
+  auto g = groups_.find(id);
+  if (g == groups_.end()) return make_error(Code::NOT_FOUND, fmt::format("no group {}", id));
+  if (old_address == new_address) return ok_status();
+  MYDFS_TRY(check_address(new_address));
+  auto m = std::find_if(g->second.members.begin(), g->second.members.end(),
+                        [&](const Member& x) { return x.address == old_address; });
+  if (m == g->second.members.end())
+    return make_error(Code::NOT_FOUND, fmt::format("{} is not a member of group {}", old_address, id));
+  if (auto other = group_of_.find(new_address); other != group_of_.end())
+    return make_error(Code::CONFLICT, fmt::format("address {} already belongs to group {}", new_address, other->second));
+  group_of_.erase(old_address);
+  group_of_[new_address] = id;
+  Member fresh;
+  fresh.address = new_address;
+  fresh.last.group_id = id;
+  fresh.last.address = new_address;
+  *m = std::move(fresh);
+  return ok_status();
+}
+
 std::vector<uint32_t> GroupRegistry::group_ids() const {
   std::vector<uint32_t> ids;
   for (const auto& [id, g] : groups_) ids.push_back(id);

@@ -96,6 +96,10 @@ class GroupRegistry {
   // BAD_REQUEST: id 0, no addresses, an address that is not HOST:PORT, a duplicate address, more
   // than max_members. CONFLICT: the id exists, or an address belongs to another group.
   Status add_group(uint32_t id, std::vector<std::string> addresses);
+  // The member at old_address is replaced by new_address (same place in the member order; its
+  // liveness starts over). NOT_FOUND: no such group or member; CONFLICT: new_address belongs to a
+  // group; BAD_REQUEST: not HOST:PORT. Replacing an address by itself is a no-op.
+  Status replace_member(uint32_t id, const std::string& old_address, const std::string& new_address);
   bool has_group(uint32_t id) const { return groups_.count(id) != 0; }
   std::vector<uint32_t> group_ids() const;  // ascending
   std::vector<std::string> members(uint32_t id) const;  // configured order; empty if no such group

@@ -106,6 +106,14 @@ void TrackerService::register_routes(RpcServer& s) {
     co_return AddGroupResp{};
   });
 
+  s.route<ReplaceMemberReq>([this](ReplaceMemberReq req, Inbound&, Outbound&) -> asio::awaitable<Result<ReplaceMemberResp>> {
+    Status st = co_await await_completion<Status>([&](auto done) {
+      state_.replace_member(req.id, req.old_address, req.new_address, [done](Status s) mutable { done(std::move(s)); });
+    });
+    if (!st.ok()) co_return st.take_error();
+    co_return ReplaceMemberResp{};
+  });
+
   s.route<ClusterStatusReq>([this](ClusterStatusReq, Inbound&, Outbound&) -> asio::awaitable<Result<ClusterStatusResp>> {
     co_return co_await run_on(pool_, [&] { return Result<ClusterStatusResp>(ClusterStatusResp{status_json().dump()}); });
   });

@@ -20,7 +20,7 @@ using mydfs::File;
 namespace {
 
 constexpr char kImageMagic[8] = {'M', 'D', 'F', 'S', 'I', 'M', 'G', '1'};
-enum RecordKind : uint8_t { kNsOp = 1, kAddGroup = 2 };
+enum RecordKind : uint8_t { kNsOp = 1, kAddGroup = 2, kReplaceMember = 3 };
 
 std::string image_name(uint64_t index) { return fmt::format("fsimage-{:016x}", index); }
 
@@ -143,6 +143,12 @@ Status TrackerState::replay(uint64_t index, std::string_view body) {
     if (!r.done()) return make_error(Code::CORRUPT, fmt::format("edit {} does not decode", index));
     return groups_.add_group(id, std::move(addrs));
   }
+  if (kind == kReplaceMember) {
+    uint32_t id = r.u32();
+    std::string from = r.str(512), to = r.str(512);
+    if (!r.done()) return make_error(Code::CORRUPT, fmt::format("edit {} does not decode", index));
+    return groups_.replace_member(id, from, to);
+  }
   return make_error(Code::CORRUPT, fmt::format("edit {} has unknown kind {}", index, kind));
 }
 
@@ -161,12 +167,22 @@ void TrackerState::submit(NsOp op, Done done) {
   done(ESHUTDOWN, {});
 }
 
+void TrackerState::replace_member(uint32_t id, std::string old_address, std::string new_address,
+                                  std::function<void(Status)> done) {
+  enqueue_group_change(Item::REPLACE_MEMBER, id, {std::move(old_address), std::move(new_address)}, std::move(done));
+}
+
 void TrackerState::add_group(uint32_t id, std::vector<std::string> addresses, std::function<void(Status)> done) {
+  enqueue_group_change(Item::ADD_GROUP, id, std::move(addresses), std::move(done));
+}
+
+void TrackerState::enqueue_group_change(Item::Kind kind, uint32_t id, std::vector<std::string> addresses,
+                                        std::function<void(Status)> done) {
   {
     std::lock_guard g(queue_mu_);
     if (!stopping_) {
       Item it;
-      it.kind = Item::ADD_GROUP;
+      it.kind = kind;
       it.group = id;
       it.addresses = std::move(addresses);
       it.status_done = std::move(done);
@@ -279,6 +295,13 @@ void TrackerState::committer() {
           w.u32(it.group);
           w.u32(static_cast<uint32_t>(it.addresses.size()));
           for (auto& a : it.addresses) w.str(a);
+        } else if (it.kind == Item::REPLACE_MEMBER) {
+          statuses[i] = groups_.replace_member(it.group, it.addresses[0], it.addresses[1]);
+          if (!statuses[i].ok()) continue;
+          w.u8(kReplaceMember);
+          w.u32(it.group);
+          w.str(it.addresses[0]);
+          w.str(it.addresses[1]);
         } else {
           it.op.now = wall_now();
           it.op.new_ino = ns_.next_ino();
@@ -308,7 +331,7 @@ void TrackerState::committer() {
     for (size_t i = 0; i < batch.size(); ++i) {
       Item& it = batch[i];
       if (it.kind == Item::NS) it.done(results[i].first, std::move(results[i].second));
-      else if (it.kind == Item::ADD_GROUP) it.status_done(std::move(statuses[i]));
+      else if (it.kind == Item::ADD_GROUP || it.kind == Item::REPLACE_MEMBER) it.status_done(std::move(statuses[i]));
     }
     bool due = applied_.load() - image_index_.load() >= opt_.checkpoint_ops ||
                (applied_.load() != image_index_.load() &&

@@ -44,6 +44,8 @@ class TrackerState {
   using Done = std::function<void(int err, OpResult result)>;
   void submit(NsOp op, Done done);
   void add_group(uint32_t id, std::vector<std::string> addresses, std::function<void(Status)> done);
+  // Logged like add_group: addresses = {old, new}.
+  void replace_member(uint32_t id, std::string old_address, std::string new_address, std::function<void(Status)> done);
 
   // Reads of durable state: f(const Namespace&, const GroupRegistry&).
   template <typename F>
@@ -70,7 +72,7 @@ class TrackerState {
  private:
   explicit TrackerState(StateOptions opt, Metrics* metrics);
   struct Item {
-    enum Kind { NS, ADD_GROUP, CHECKPOINT } kind = NS;
+    enum Kind { NS, ADD_GROUP, REPLACE_MEMBER, CHECKPOINT } kind = NS;
     NsOp op;
     Done done;
     uint32_t group = 0;
@@ -78,6 +80,8 @@ class TrackerState {
     std::function<void(Status)> status_done;
   };
   Status load();
+  void enqueue_group_change(Item::Kind kind, uint32_t id, std::vector<std::string> addresses,
+                            std::function<void(Status)> done);
   Status replay(uint64_t index, std::string_view body);
   Status write_image();
   void committer();

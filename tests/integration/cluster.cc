@@ -34,21 +34,17 @@ Cluster::Cluster(std::filesystem::path dir, ClusterOptions opt) : dir_(std::move
   if (!wait_for_port(tport_, 20s)) throw std::runtime_error("tracker did not start: " + tracker_->log());
   for (int i = 0; i < nodes; ++i) {
     int g = i / opt_.replicas;
-    std::vector<std::string> args{"--data", storage_dir(i), "--listen", fmt::format("127.0.0.1:{}", sport_[i]),
-                                  "--http", "127.0.0.1:0", "--node-id", std::to_string(i + 1), "--group-id",
-                                  std::to_string(g + 1), "--capacity", opt_.capacity, "--tracker",
-                                  fmt::format("127.0.0.1:{}", tport_), "--tx-timeout-ms",
-                                  std::to_string(opt_.tx_timeout_ms)};
+    groups_.push_back(static_cast<uint32_t>(g + 1));
+    ids_.push_back(static_cast<uint32_t>(i + 1));
+    std::string members;
     if (opt_.replicas > 1) {
-      std::string members;
       for (int k = 0; k < opt_.replicas; ++k) {
         int j = g * opt_.replicas + k;
         members += fmt::format("{}{}=127.0.0.1:{}", k ? "," : "", j + 1, sport_[j]);
       }
-      args.insert(args.end(), {"--members", members, "--raft-tick-ms", "20"});
     }
-    args.insert(args.end(), opt_.storage_args.begin(), opt_.storage_args.end());
-    storage_.push_back(std::make_unique<Daemon>(binary("MYDFS_STORAGE_BIN"), args, dir_ / fmt::format("s{}.log", i + 1)));
+    storage_.push_back(std::make_unique<Daemon>(binary("MYDFS_STORAGE_BIN"), storage_args(i, members),
+                                                dir_ / fmt::format("s{}.log", i + 1)));
     start_storage(i);
   }
   // Wait until every group is usable (its heartbeats are in).
@@ -71,14 +67,39 @@ void Cluster::start_storage(int i) {
   if (!wait_for_port(sport_[i], 20s)) throw std::runtime_error("storage did not start: " + storage_[i]->log());
 }
 
+std::vector<std::string> Cluster::storage_args(int i, const std::string& members) const {
+  std::vector<std::string> args{"--data", storage_dir(i), "--listen", fmt::format("127.0.0.1:{}", sport_[i]),
+                                "--http", "127.0.0.1:0", "--node-id", std::to_string(ids_[i]), "--group-id",
+                                std::to_string(groups_[i]), "--capacity", opt_.capacity, "--tracker",
+                                fmt::format("127.0.0.1:{}", tport_), "--tx-timeout-ms",
+                                std::to_string(opt_.tx_timeout_ms)};
+  if (!members.empty()) args.insert(args.end(), {"--members", members, "--raft-tick-ms", "20"});
+  args.insert(args.end(), opt_.storage_args.begin(), opt_.storage_args.end());
+  return args;
+}
+
+int Cluster::add_member(uint32_t group, uint32_t node_id) {
+  int i = static_cast<int>(storage_.size());
+  sport_.push_back(free_port());
+  groups_.push_back(group);
+  ids_.push_back(node_id);
+  std::string members;
+  for (int j = 0; j <= i; ++j)
+    if (groups_[j] == group) members += fmt::format("{}{}=127.0.0.1:{}", members.empty() ? "" : ",", ids_[j], sport_[j]);
+  auto args = storage_args(i, members);
+  args.push_back("--join");
+  storage_.push_back(std::make_unique<Daemon>(binary("MYDFS_STORAGE_BIN"), args, dir_ / fmt::format("s{}.log", i + 1)));
+  start_storage(i);
+  return i;
+}
+
 std::filesystem::path Cluster::storage_dir(int i) const { return dir_ / fmt::format("s{}", i + 1); }
 
 int Cluster::leader(uint32_t group, std::chrono::milliseconds timeout) const {
   auto until = std::chrono::steady_clock::now() + timeout;
   do {
-    for (int k = 0; k < opt_.replicas; ++k) {
-      int i = static_cast<int>(group - 1) * opt_.replicas + k;
-      if (!storage_[i]->running()) continue;
+    for (int i = 0; i < static_cast<int>(storage_.size()); ++i) {
+      if (groups_[i] != group || !storage_[i]->running()) continue;
       proto::ClientOptions co;
       co.connect_timeout = 200ms;
       co.call_timeout = 500ms;

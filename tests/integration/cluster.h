@@ -36,6 +36,12 @@ class Cluster {
   // The storage index of group g's leader (one that a majority confirms), -1 if none answers
   // within timeout.
   int leader(uint32_t group, std::chrono::milliseconds timeout) const;
+  // Starts a new node (id node_id, a new port) that joins group g (--join), its --members naming
+  // the group's current members and itself; returns its storage index. It becomes a member once
+  // `mydfs admin replace-member` (or a MEMBER_CHANGE) adds it.
+  int add_member(uint32_t group, uint32_t node_id);
+  uint32_t group_of(int i) const { return groups_[i]; }
+  uint32_t node_id(int i) const { return ids_[i]; }
   void start_storage(int i);  // after kill9(): start again on the same port and data
   // INFO of node i (slots, pending transaction slots, recorded decisions).
   Result<proto::InfoResp> info(int i) const;
@@ -48,6 +54,9 @@ class Cluster {
   ClusterOptions opt_;
   uint16_t tport_ = 0;
   std::vector<uint16_t> sport_;
+  std::vector<uint32_t> groups_;  // by storage index
+  std::vector<uint32_t> ids_;     // node id by storage index
+  std::vector<std::string> storage_args(int i, const std::string& members) const;
   std::unique_ptr<Daemon> tracker_;
   std::vector<std::unique_ptr<Daemon>> storage_;
 };

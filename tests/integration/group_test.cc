@@ -10,12 +10,15 @@
 #include <atomic>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cluster.h"
 #include "proto/rpc.h"
+#include "proto/tracker_messages.h"
 #include "storage/slice_store.h"
 #include "support/temp_dir.h"
 
@@ -107,33 +110,36 @@ void expect_files(const Cluster& c, const std::map<std::string, Expect>& want) {
   }
 }
 
-// Waits until every member of group 1 applied the same index (caught up).
-bool wait_caught_up(const Cluster& c, std::chrono::milliseconds timeout) {
+// Waits until the given members (storage indexes; default the first three) applied the same index.
+bool wait_caught_up(const Cluster& c, std::chrono::milliseconds timeout, std::vector<int> members = {0, 1, 2}) {
   auto until = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < until) {
-    std::vector<uint64_t> applied;
-    for (int i = 0; i < 3; ++i) {
+    std::set<uint64_t> applied;
+    size_t answered = 0;
+    for (int i : members) {
       auto inf = c.info(i);
-      if (inf.ok()) applied.push_back(inf->applied_index);
+      if (!inf.ok()) break;
+      ++answered;
+      applied.insert(inf->applied_index);
     }
-    if (applied.size() == 3 && applied[0] == applied[1] && applied[1] == applied[2]) return true;
+    if (answered == members.size() && applied.size() == 1) return true;
     std::this_thread::sleep_for(50ms);
   }
   return false;
 }
 
-// Stops every member cleanly and compares their stores slot by slot: the same headers and, for
-// every slot holding data, the same bytes.
-void expect_replicas_identical(Cluster& c) {
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.storage(i).terminate(), 0) << c.storage(i).log();
+// Stops the given members cleanly and compares their stores slot by slot: the same headers and,
+// for every slot holding data, the same bytes.
+void expect_replicas_identical(Cluster& c, std::vector<int> members = {0, 1, 2}) {
+  for (int i : members) EXPECT_EQ(c.storage(i).terminate(), 0) << c.storage(i).log();
   std::vector<std::unique_ptr<mydfs::storage::SliceStore>> stores;
-  for (int i = 0; i < 3; ++i) {
+  for (int i : members) {
     mydfs::storage::StoreOptions so;
     so.path = c.storage_dir(i) / "store.vol";
     so.capacity_slots = 128;
     so.cluster_id = 1;
-    so.group_id = 1;
-    so.node_id = static_cast<uint32_t>(i + 1);
+    so.group_id = c.group_of(i);
+    so.node_id = c.node_id(i);
     auto s = mydfs::storage::SliceStore::open(so);
     ASSERT_TRUE(s.ok()) << s.error().to_string();
     stores.push_back(std::move(*s));
@@ -145,7 +151,7 @@ void expect_replicas_identical(Cluster& c) {
     auto m0 = stores[0]->meta(slot);
     ASSERT_TRUE(m0.ok()) << "slot " << slot << ": " << m0.error().to_string();
     std::string bytes0;
-    for (int i = 1; i < 3; ++i) {
+    for (size_t i = 1; i < stores.size(); ++i) {
       auto m = stores[i]->meta(slot);
       ASSERT_TRUE(m.ok()) << "member " << i + 1 << " slot " << slot << ": " << m.error().to_string();
       EXPECT_EQ(m->loc, m0->loc) << "member " << i + 1 << " slot " << slot;
@@ -161,7 +167,8 @@ void expect_replicas_identical(Cluster& c) {
       ASSERT_TRUE(s->read_payload(slot, 0, std::as_writable_bytes(std::span(b))).ok());
       bytes.push_back(std::move(b));
     }
-    EXPECT_TRUE(bytes[0] == bytes[1] && bytes[1] == bytes[2]) << "slot " << slot << " differs between members";
+    for (size_t i = 1; i < bytes.size(); ++i)
+      EXPECT_TRUE(bytes[i] == bytes[0]) << "slot " << slot << " differs between members";
     ++compared;
   }
   EXPECT_GT(compared, 0) << "no live slot to compare";
@@ -278,6 +285,69 @@ TEST_F(GroupTest, wipedMember_rebuildsFromPeers) {
   c.start_storage(other);
   ASSERT_TRUE(wait_caught_up(c, 30s));
   expect_replicas_identical(c);
+}
+
+TEST_F(GroupTest, deadMemberReplacedByNewNode_throughMembershipChange) {
+  Cluster c(dir_.path(), group_of_three());
+  auto client = c.client(small_slices());
+  std::map<std::string, Expect> want;
+  for (int i = 0; i < 4; ++i) {
+    std::string data = random_bytes(600'000, 300 + i);
+    ASSERT_TRUE(put_bytes(*client, fmt::format("/b{}", i), data).ok());
+    want[fmt::format("/b{}", i)].acked = data;
+  }
+  int l = c.leader(1, 5s);
+  ASSERT_GE(l, 0);
+  int dead = (l + 1) % 3;
+  c.storage(dead).kill9();  // for good: its disk is gone
+  int fresh = c.add_member(1, 4);
+  std::string out;
+  int rc = c.cli(fmt::format("admin replace-member 1 {}=127.0.0.1:{} 4=127.0.0.1:{}", c.node_id(dead),
+                             c.storage_port(dead), c.storage_port(fresh)),
+                 &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("added member 4"), std::string::npos) << out;
+  std::vector<int> live;
+  for (int i : {0, 1, 2, fresh})
+    if (i != dead) live.push_back(i);
+  // Writes go on, and the new member holds them.
+  for (int i = 0; i < 4; ++i) {
+    std::string data = random_bytes(500'000, 400 + i);
+    auto put = put_bytes(*client, fmt::format("/b{}", i + 2), data);
+    ASSERT_TRUE(put.ok()) << put.error().to_string();
+    want[fmt::format("/b{}", i + 2)].acked = data;
+  }
+  ASSERT_TRUE(wait_caught_up(c, 30s, live)) << "the new member did not catch up";
+  // The tracker expects the new address, and hears it.
+  bool up = false;
+  for (int k = 0; k < 100 && !up; ++k) {
+    mydfs::proto::SyncClient t("127.0.0.1", static_cast<uint16_t>(std::stoi(c.tracker().substr(10))));
+    auto st = t.call(mydfs::proto::ClusterStatusReq{});
+    if (st.ok()) {
+      auto j = nlohmann::json::parse(st->json);
+      std::set<std::string> up_members, all;
+      for (auto& m : j["groups"][0]["members"]) {
+        all.insert(m["address"].get<std::string>());
+        if (m.value("up", false)) up_members.insert(m["address"].get<std::string>());
+      }
+      out = st->json;
+      up = up_members.count(fmt::format("127.0.0.1:{}", c.storage_port(fresh))) &&
+           !all.count(fmt::format("127.0.0.1:{}", c.storage_port(dead)));
+    }
+    if (!up) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(up) << out;
+  // It is a full member: with one of the two old members gone too, the group still takes writes.
+  int other = live[0] == c.leader(1, 5s) ? live[1] : live[0];
+  c.storage(other).kill9();
+  std::string data = random_bytes(300'000, 999);
+  auto put = put_bytes(*client, "/after", data);
+  ASSERT_TRUE(put.ok()) << put.error().to_string();
+  want["/after"].acked = data;
+  expect_files(c, want);
+  c.start_storage(other);
+  ASSERT_TRUE(wait_caught_up(c, 30s, live));
+  expect_replicas_identical(c, live);
 }
 
 }  // namespace

@@ -73,7 +73,7 @@ std::vector<Entry> log_of(uint64_t n, uint64_t term) {
 }
 
 Entry conf_entry(uint64_t index, uint64_t term, ConfChange::Kind kind, NodeId node) {
-  ConfChange cc{kind, node};
+  ConfChange cc{kind, node, ""};
   Writer w;
   cc.encode(w);
   return ent(index, term, w.take(), EntryType::CONF);
@@ -934,10 +934,10 @@ TEST(RaftCore, transferLeadership_refusals) {
 TEST(RaftCore, proposeConf_addThenRemove_oneAtATime) {
   Cluster c({1, 2, 3});
   c.elect(1);
-  auto add = c.core(1).propose_conf(ConfChange{ConfChange::Kind::ADD, 4});
+  auto add = c.core(1).propose_conf(ConfChange{ConfChange::Kind::ADD, 4, ""});
   ASSERT_TRUE(add.ok()) << add.error().to_string();
   EXPECT_TRUE(c.core(1).conf().contains(4)) << "a configuration takes effect once in the log";
-  EXPECT_EQ(c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 3}).code(), Code::CONFLICT)
+  EXPECT_EQ(c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 3, ""}).code(), Code::CONFLICT)
       << "a second change while the first is not committed";
 
   // The new node knows the group's bootstrap configuration and learns the rest from the log.
@@ -946,7 +946,7 @@ TEST(RaftCore, proposeConf_addThenRemove_oneAtATime) {
   for (NodeId id : {1, 2, 3, 4}) EXPECT_EQ(c.core(id).conf(), voters({1, 2, 3, 4})) << "node " << id;
   expect_same_log(c.core(1), c.core(4), 1, *add);
 
-  auto rm = c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 3});
+  auto rm = c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 3, ""});
   ASSERT_TRUE(rm.ok()) << rm.error().to_string();
   ASSERT_TRUE(c.run_until([&] { return c.core(1).commit() >= *rm && c.core(4).commit() >= *rm; }));
   for (NodeId id : {1, 2, 4}) EXPECT_EQ(c.core(id).conf(), voters({1, 2, 4})) << "node " << id;
@@ -968,7 +968,7 @@ TEST(RaftCore, proposeConf_addThenRemove_oneAtATime) {
 TEST(RaftCore, proposeConf_removedLeaderHandsOver) {
   Cluster c({1, 2, 3});
   c.elect(1);
-  auto rm = c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 1});
+  auto rm = c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 1, ""});
   ASSERT_TRUE(rm.ok()) << rm.error().to_string();
   ASSERT_TRUE(c.run_until([&] {
     return c.core(2).role() == Role::LEADER || c.core(3).role() == Role::LEADER;
@@ -1004,7 +1004,7 @@ TEST(RaftCore, proposeConf_refusedUntilNewLeaderCommitsInItsTerm) {
   c.elect(1);
   ASSERT_EQ(c.core(1).term(), 2u);
   ASSERT_EQ(c.core(1).commit(), 1u);
-  auto cc = c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 4});
+  auto cc = c.core(1).propose_conf(ConfChange{ConfChange::Kind::REMOVE, 4, ""});
   EXPECT_EQ(cc.code(), Code::CONFLICT) << "a configuration change before the NOOP of the term committed";
   if (!cc.ok()) return;
   // What would follow: with {1, 2, 3} node 1 commits its NOOP and the change with node 3 alone.
@@ -1220,7 +1220,7 @@ TEST(RaftCore, propose_onFollower_notLeaderWithHint) {
   EXPECT_EQ(r.error().hint, "1");
   Node lone(config(1), bootstrap({1, 2, 3}));
   EXPECT_EQ(lone.core.propose("x").code(), Code::NOT_LEADER);
-  EXPECT_EQ(lone.core.propose_conf(ConfChange{ConfChange::Kind::ADD, 4}).code(), Code::NOT_LEADER);
+  EXPECT_EQ(lone.core.propose_conf(ConfChange{ConfChange::Kind::ADD, 4, ""}).code(), Code::NOT_LEADER);
 }
 
 TEST(RaftCore, ready_messagesComeWithTheEntriesTheyCarry) {

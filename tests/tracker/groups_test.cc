@@ -113,6 +113,35 @@ TEST_F(GroupsTest, AddGroup_conflicts) {
   EXPECT_TRUE(reg.members(9).empty());
 }
 
+TEST_F(GroupsTest, ReplaceMember_newAddressHeard_oldOneRefused_errorsClear) {
+  add_groups(2);
+  beat_group(1, 100);
+  std::string fresh = "127.0.0.1:7199";
+  ASSERT_TRUE(reg.replace_member(1, addr(1, 2), fresh).ok());
+  EXPECT_EQ(reg.members(1), (std::vector<std::string>{addr(1, 0), addr(1, 1), fresh})) << "same place in the order";
+  Heartbeat hb = beat(1, 2, "follower", 1);
+  EXPECT_EQ(reg.heartbeat(hb, now).code(), Code::NOT_FOUND) << "the replaced address is no member any more";
+  hb.address = fresh;
+  hb.node_id = 4;
+  EXPECT_TRUE(reg.heartbeat(hb, now).ok());
+  auto st = reg.status(now);
+  EXPECT_TRUE(st[0].members[2].up);
+  EXPECT_EQ(st[0].members[2].node_id, 4u);
+  EXPECT_TRUE(reg.replace_member(1, fresh, fresh).ok()) << "a no-op";
+  EXPECT_EQ(reg.replace_member(9, addr(1, 0), "127.0.0.1:1").code(), Code::NOT_FOUND);
+  EXPECT_EQ(reg.replace_member(1, "127.0.0.1:1", "127.0.0.1:2").code(), Code::NOT_FOUND);
+  EXPECT_EQ(reg.replace_member(1, addr(1, 0), addr(2, 0)).code(), Code::CONFLICT);
+  EXPECT_EQ(reg.replace_member(1, addr(1, 0), "nohost").code(), Code::BAD_REQUEST);
+  // The definition persists in the image like any other.
+  Writer w;
+  reg.encode(w);
+  GroupRegistry back(cfg);
+  std::string bytes = w.take();
+  Reader r(bytes);
+  ASSERT_TRUE(back.decode(r));
+  EXPECT_EQ(back.members(1), reg.members(1));
+}
+
 TEST_F(GroupsTest, EncodeDecode_roundTripsDefinitionsOnly) {
   add_groups(2);
   ASSERT_TRUE(reg.add_group(7, {"storage-a.example:9000"}).ok());

@@ -222,5 +222,24 @@ TEST_F(StateTest, addGroup_loggedAndReplayed) {
   EXPECT_EQ(members, (std::vector<std::string>{"127.0.0.1:7100"}));
 }
 
+TEST_F(StateTest, replaceMember_loggedAndReplayed) {
+  {
+    auto s = open(dir_ / "t");
+    std::promise<Status> p;
+    s->add_group(1, {"127.0.0.1:7100", "127.0.0.1:7101"}, [&](Status st) { p.set_value(std::move(st)); });
+    ASSERT_TRUE(p.get_future().get().ok());
+    std::promise<Status> p2;
+    s->replace_member(1, "127.0.0.1:7101", "127.0.0.1:7109", [&](Status st) { p2.set_value(std::move(st)); });
+    ASSERT_TRUE(p2.get_future().get().ok());
+    std::promise<Status> p3;
+    s->replace_member(1, "127.0.0.1:7101", "127.0.0.1:7108", [&](Status st) { p3.set_value(std::move(st)); });
+    EXPECT_EQ(p3.get_future().get().code(), Code::NOT_FOUND) << "a refused change is not logged";
+    crash_copy(dir_ / "t", dir_ / "crash");
+  }
+  auto s = open(dir_ / "crash");
+  auto members = s->read([](const Namespace&, const GroupRegistry& g) { return g.members(1); });
+  EXPECT_EQ(members, (std::vector<std::string>{"127.0.0.1:7100", "127.0.0.1:7109"}));
+}
+
 }  // namespace
 }  // namespace mydfs::tracker
