@@ -305,10 +305,8 @@ asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, Ali
   {
     std::lock_guard g(impl_->held_mu);
     auto now = std::chrono::steady_clock::now();
-    for (auto it = impl_->held.begin(); it != impl_->held.end();)  // forget what outlived the registry
-      if (it->second.bytes && now - it->second.at > opt_.registry_ttl) it = impl_->held.erase(it);
-      else ++it;
     impl_->held[key] = Impl::Held{cmd.checksum, cmd.len, bytes, false, 0, now};
+    prune_registry(now);
   }
   // Pushes: each follower's answer counts toward the majority; the rest go on in the background.
   // The wait state is touched on the network thread only (this coroutine runs there too).
@@ -404,8 +402,10 @@ asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::Sl
   });
   if (!st.ok()) co_return st.take_error();
   std::lock_guard g(impl_->held_mu);
+  auto now = std::chrono::steady_clock::now();
   impl_->held[{req.loc.slot, req.loc.gen}] =
-      Impl::Held{req.checksum, static_cast<uint32_t>(bytes->size()), nullptr, true, 0, std::chrono::steady_clock::now()};
+      Impl::Held{req.checksum, static_cast<uint32_t>(bytes->size()), nullptr, true, 0, now};
+  prune_registry(now);
   co_return proto::SlicePushResp{};
 }
 
@@ -437,6 +437,30 @@ Result<std::pair<proto::SliceFetchResp, AlignedBuffer>> GroupReplicator::serve_f
   if (xxh64(b.span()) != m.payload_checksum)
     return make_error(Code::CHECKSUM_MISMATCH, fmt::format("{} is damaged here", loc));
   return std::pair{proto::SliceFetchResp{false, m.applied_index}, std::move(b)};
+}
+
+void GroupReplicator::prune_registry(std::chrono::steady_clock::time_point now) {
+  std::vector<std::pair<std::chrono::steady_clock::time_point, SlotKey>> with_bytes;
+  uint64_t bytes = 0;
+  for (auto it = impl_->held.begin(); it != impl_->held.end();) {
+    if (now - it->second.at > opt_.registry_ttl) {
+      it = impl_->held.erase(it);  // a record older than this is looked up in the slot instead
+      continue;
+    }
+    if (it->second.bytes) {
+      bytes += it->second.bytes->size();
+      with_bytes.emplace_back(it->second.at, it->first);
+    }
+    ++it;
+  }
+  if (bytes <= opt_.registry_bytes) return;
+  std::sort(with_bytes.begin(), with_bytes.end());
+  for (const auto& [at, key] : with_bytes) {
+    if (bytes <= opt_.registry_bytes) break;
+    auto& h = impl_->held[key];
+    bytes -= h.bytes->size();
+    h.bytes.reset();  // a fetch of it is served from the store from now on
+  }
 }
 
 Result<AlignedBuffer> GroupReplicator::read_staged(const std::string& path) const {

@@ -43,6 +43,7 @@ struct GroupOptions {
   uint64_t compact_after = 4096;               // applied entries between checkpoints (log cuts)
   std::chrono::milliseconds data_timeout{5000};  // a slice must be durable on a majority within this
   std::chrono::milliseconds registry_ttl{30000}; // the leader keeps unconfirmed slices this long
+  uint64_t registry_bytes = 512u << 20;          // ... and at most this many bytes of them (oldest go first)
   uint32_t io_threads = 4;
 };
 
@@ -99,6 +100,9 @@ class GroupReplicator final : public Replicator {
   bool has_slice(const Command& cmd);
   Status fetch_slice(const Command& cmd, uint64_t index);
   std::string staged_path(const Location& loc) const;
+  // Forgets registry entries older than registry_ttl, and the bytes of the oldest ones beyond
+  // registry_bytes (a follower that is down must not make the leader hold every slice). held_mu held.
+  void prune_registry(std::chrono::steady_clock::time_point now);
   Result<AlignedBuffer> read_staged(const std::string& path) const;
   // Raft node hooks (its thread).
   void before_persist(const std::vector<raft::Entry>& entries);
