@@ -156,6 +156,7 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   std::string bin, dir, size = "1GiB", capacity = "8GiB";
   int in_flight = 8, kills = 20, rounds = 3;
+  bool single_raft = false;
   CLI::App app{"group_bench: a Raft storage group of three against a single node"};
   app.add_option("--storage-bin", bin, "mydfs-storage binary")->required();
   app.add_option("--dir", dir, "Scratch directory (data and logs)")->required();
@@ -164,6 +165,8 @@ int main(int argc, char** argv) {
   app.add_option("--in-flight", in_flight, "Writes in flight")->capture_default_str();
   app.add_option("--rounds", rounds, "Alternating write rounds per group (medians are printed)")->capture_default_str();
   app.add_option("--kills", kills, "Leader kills for the failover figures")->capture_default_str();
+  app.add_flag("--single-raft", single_raft,
+               "Run the single node as a Raft group of one (default: the write-ahead log of a group of one)");
   CLI11_PARSE(app, argc, argv);
   auto bytes = parse_size(size);
   if (!bytes.ok() || in_flight < 1 || kills < 1 || rounds < 1) {
@@ -192,13 +195,26 @@ int main(int argc, char** argv) {
     group[i].d = std::make_unique<Daemon>(bin, a, dir + fmt::format("/g{}.log", i + 1));
     group[i].d->start();
   }
-  single.d = std::make_unique<Daemon>(bin, args(9, single.port, "single"), dir + "/single.log");
+  auto sargs = args(9, single.port, "single");
+  if (single_raft) sargs.insert(sargs.end(), {"--members", fmt::format("9=127.0.0.1:{}", single.port)});
+  single.d = std::make_unique<Daemon>(bin, sargs, dir + "/single.log");
   single.d->start();
   for (auto* m : {&group[0], &group[1], &group[2], &single})
     if (!testing::wait_for_port(m->port, 60s)) {
       fmt::print(stderr, "group_bench: a storage node did not start: {}\n", m->d->log());
       return 1;
     }
+  if (single_raft) {  // its election
+    std::vector<Node> one(1);
+    one[0].port = single.port;
+    one[0].d = std::move(single.d);
+    bool ok = wait_leader(one, 10s) == 0;
+    single.d = std::move(one[0].d);
+    if (!ok) {
+      fmt::print(stderr, "group_bench: the one-member group elected no leader\n");
+      return 1;
+    }
+  }
   int l = wait_leader(group, 10s);
   if (l < 0) {
     fmt::print(stderr, "group_bench: the group elected no leader\n");
