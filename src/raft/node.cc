@@ -12,6 +12,7 @@ Result<std::unique_ptr<RaftNode>> RaftNode::open(NodeOptions opt, Transport& tra
   Restored r = n->store_->take_restored(n->opt_.bootstrap, n->opt_.applied);
   n->core_ = std::make_unique<Core>(n->opt_.raft, std::move(r));
   n->applied_ = n->core_->applied();
+  n->last_at_open_ = n->core_->last_index();
   return n;
 }
 
@@ -123,6 +124,12 @@ void RaftNode::process() {
         }
       }
       applied_ = rd.snapshot->index;
+      // Proposals this member made before it fell behind: their entries may or may not be in the
+      // snapshot, and no apply will tell.
+      for (auto it = proposals_.begin(); it != proposals_.end() && it->first <= rd.snapshot->index;) {
+        it->second.done(make_error(Code::UNAVAILABLE, "outcome unknown: this member was deposed and caught up by a snapshot"));
+        it = proposals_.erase(it);
+      }
     }
     if (opt_.on_conf) {
       for (const auto& e : rd.entries) {
@@ -133,7 +140,7 @@ void RaftNode::process() {
         if (r.ok()) opt_.on_conf(cc);
       }
     }
-    if (opt_.before_persist && !rd.entries.empty()) opt_.before_persist(rd.entries);
+    if (opt_.before_persist && !rd.entries.empty() && !opt_.before_persist(rd.entries)) return;
     if (stopped_) return;
     Status st = store_->save(rd);
     if (!st.ok()) {

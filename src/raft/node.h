@@ -40,7 +40,8 @@ struct NodeOptions {
   // before_persist(entries) returns once whatever these entries refer to outside the log is
   // durable on this node (storage groups: the slices of WRITE_SLOT entries), so that persisting
   // them, and so acknowledging them, never promises data this node does not have.
-  std::function<void(const std::vector<Entry>&)> before_persist;
+  // Returns false only when the member is stopping without the data: then nothing is persisted.
+  std::function<bool(const std::vector<Entry>&)> before_persist;
   // before_compact(index): the application makes its state up to index durable; the log is cut
   // there only if it returns OK.
   std::function<Status(uint64_t index)> before_compact;
@@ -83,6 +84,7 @@ class RaftNode {
     std::vector<NodeId> voters;  // the configuration in this member's log
   };
   Info info() const;  // any thread
+  uint64_t last_index_at_open() const { return last_at_open_; }
 
  private:
   RaftNode(NodeOptions opt, Transport& transport, ApplyFn apply);
@@ -114,6 +116,7 @@ class RaftNode {
   std::map<uint64_t, Read> reads_;  // by request id
   uint64_t next_read_ = 1;
   uint64_t applied_ = 0;
+  uint64_t last_at_open_ = 0;
   Role last_role_ = Role::FOLLOWER;
 
   mutable std::mutex info_mu_;

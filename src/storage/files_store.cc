@@ -94,6 +94,9 @@ class FilesStore final : public SliceStore {
   }
 
   Status raw_sync() override {
+    // One sync at a time: a second caller must not return while the first is still syncing the
+    // slots it took (they include the caller's writes).
+    std::lock_guard one(sync_mu_);
     std::unordered_set<uint32_t> dirty;
     bool new_files;
     {
@@ -147,6 +150,8 @@ class FilesStore final : public SliceStore {
   }
 
   mutable std::mutex mu_;                      // guards files_ (the vector, not the files), dirty_, created_
+
+  std::mutex sync_mu_;  // serializes raw_sync
   std::vector<std::unique_ptr<File>> files_;   // [0] = superblock file
   std::unordered_set<uint32_t> dirty_;         // slots written since the last sync
   bool created_ = false;                       // a slot file was created since the last sync

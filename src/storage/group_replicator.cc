@@ -95,6 +95,7 @@ struct GroupReplicator::Impl {
   std::unique_ptr<RpcTransport> transport;
   std::atomic<bool> stopping{false};
   std::atomic<bool> installing{false};  // a snapshot install runs: pushes are refused
+  std::set<SlotKey> unverified;         // node thread: slices fetched newer than their entry
   SyncBatcher batcher;  // slice writes (leader and pushes)
 
   // Slices this member holds outside the applied state: on the leader, pushed slices until every
@@ -186,11 +187,12 @@ Status GroupReplicator::open() {
   no.applied = checkpoint;
   no.tick = opt_.tick;
   no.compact_after = opt_.compact_after;
-  no.before_persist = [this](const std::vector<Entry>& entries) { before_persist(entries); };
+  no.before_persist = [this](const std::vector<Entry>& entries) { return before_persist(entries); };
   no.before_compact = [this](uint64_t index) { return checkpoint_at(index); };
   no.install_snapshot = [this](const SnapshotMeta& meta) { return install_snapshot(meta); };
   no.on_conf = [this](const raft::ConfChange& cc) { learn_member(cc); };
   MYDFS_ASSIGN(node_, RaftNode::open(std::move(no), *impl_->transport, [this](const Entry& e) { apply(e); }));
+  replay_through_ = node_->last_index_at_open();
   return ok_status();
 }
 
@@ -395,9 +397,14 @@ asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::Sl
   Status st = co_await run_on(impl_->pool, [&]() -> Status {
     if (xxh64(bytes->span()) != req.checksum)
       return make_error(Code::CHECKSUM_MISMATCH, "pushed slice does not match its checksum");
-    if (!may_write(req.loc))
-      return make_error(Code::UNAVAILABLE, fmt::format("{} is still in use here; fetched when its entry arrives", req.loc));
-    MYDFS_TRY(store_.write_payload(req.loc.slot, 0, bytes->span()));
+    {
+      // Under the slot's lock, as apply and a rebuild write it: the check and the write are one step.
+      std::unique_lock lk(store_.locks().of(req.loc.slot));
+      if (impl_->installing) return make_error(Code::UNAVAILABLE, "this member is being rebuilt");
+      if (!may_write(req.loc))
+        return make_error(Code::UNAVAILABLE, fmt::format("{} is still in use here; fetched when its entry arrives", req.loc));
+      MYDFS_TRY(store_.write_payload(req.loc.slot, 0, bytes->span()));
+    }
     return impl_->batcher.sync(store_, impl_->syncs);
   });
   if (!st.ok()) co_return st.take_error();
@@ -471,24 +478,25 @@ Result<AlignedBuffer> GroupReplicator::read_staged(const std::string& path) cons
   return b;
 }
 
-std::string GroupReplicator::staged_path(const Location& loc) const {
-  return fmt::format("{}/staged/{}-{}", opt_.dir, loc.slot, loc.gen);
+std::string GroupReplicator::staged_path(const Command& cmd) const {
+  return fmt::format("{}/staged/{}-{}-{:016x}", opt_.dir, cmd.loc.slot, cmd.loc.gen, cmd.checksum);
 }
 
 // On the node's thread, before entries are persisted: every WRITE_SLOT among them must name
 // bytes durable here.
-void GroupReplicator::before_persist(const std::vector<Entry>& entries) {
+bool GroupReplicator::before_persist(const std::vector<Entry>& entries) {
   bool wrote = false;
   for (const auto& e : entries) {
     if (e.type != EntryType::NORMAL) continue;
     Command cmd;
     std::string_view data;
     if (!decode_entry(e.data, cmd, data) || cmd.type != CmdType::WRITE_SLOT) continue;
-    if (has_slice(cmd)) continue;
+    if (has_slice(cmd, &wrote)) continue;
+    bool got = false;
     for (int attempt = 0; !impl_->stopping; ++attempt) {
       Status st = fetch_slice(cmd, e.index);
       if (st.ok()) {
-        wrote = true;
+        wrote = got = true;
         break;
       }
       if (attempt % 10 == 0)
@@ -496,6 +504,7 @@ void GroupReplicator::before_persist(const std::vector<Entry>& entries) {
                      st.error().to_string());
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 4))));
     }
+    if (!got) return false;  // stopping without the bytes: persist nothing
   }
   if (wrote) {
     impl_->syncs->inc();
@@ -505,9 +514,12 @@ void GroupReplicator::before_persist(const std::vector<Entry>& entries) {
       std::_Exit(70);
     }
   }
+  return true;
 }
 
-bool GroupReplicator::has_slice(const Command& cmd) {
+// *sync: set when the bytes were found in the slot, where they may not be durable yet (a push
+// still syncing them, or a write before a crash that the page cache kept).
+bool GroupReplicator::has_slice(const Command& cmd, bool* sync) {
   {
     std::lock_guard g(impl_->held_mu);
     auto it = impl_->held.find({cmd.loc.slot, cmd.loc.gen});
@@ -518,11 +530,14 @@ bool GroupReplicator::has_slice(const Command& cmd) {
   if (m->loc.gen > cmd.loc.gen) return true;  // the slot moved on: these bytes are needed no more
   if (m->loc.gen == cmd.loc.gen && !(m->state == SlotState::PREPARED && m->valid_len == 0))
     return true;  // applied here already (an entry sent again)
-  if (std::filesystem::exists(staged_path(cmd.loc))) return true;
+  if (std::filesystem::exists(staged_path(cmd))) return true;
   // Pushed before a restart (durable, but the registry is memory): check the bytes.
   if (m->loc.gen == cmd.loc.gen || may_write(cmd.loc)) {
     auto sum = store_.checksum_payload(cmd.loc.slot, cmd.len);
-    if (sum.ok() && *sum == cmd.checksum && m->loc.gen == cmd.loc.gen) return true;
+    if (sum.ok() && *sum == cmd.checksum && m->loc.gen == cmd.loc.gen) {
+      *sync = true;
+      return true;
+    }
   }
   return false;
 }
@@ -553,6 +568,7 @@ void GroupReplicator::learn_member(const raft::ConfChange& cc) {
     members_[cc.node] = cc.context;
   }
   impl_->transport->set_peer(cc.node, cc.context);
+  asio::post(net_, [this, id = cc.node] { impl_->clients.erase(id); });  // reconnect to the new address
   Status st = save_members();
   if (!st.ok()) spdlog::error("group {}: cannot save the member list: {}", opt_.group, st.error().to_string());
   spdlog::info("group {}: member {} is at {}", opt_.group, cc.node, cc.context);
@@ -607,14 +623,20 @@ Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
     auto& [resp, bytes] = *r;
     impl_->fetches->inc();
     if (resp.obsolete) return ok_status();
-    if (xxh64(bytes.span()) != cmd.checksum && resp.applied <= index) {
+    bool exact = xxh64(bytes.span()) == cmd.checksum;
+    if (!exact && resp.applied <= index) {
       last = make_error(Code::CHECKSUM_MISMATCH, fmt::format("member {} sent other bytes for {}", id, cmd.loc));
       continue;
     }
-    if (may_write(cmd.loc)) return store_.write_payload(cmd.loc.slot, 0, bytes.span());
+    // Newer bytes: until the later patches are applied here too, they differ from the header.
+    if (!exact) impl_->unverified.insert({cmd.loc.slot, cmd.loc.gen});
+    {
+      std::unique_lock lk(store_.locks().of(cmd.loc.slot));
+      if (may_write(cmd.loc)) return store_.write_payload(cmd.loc.slot, 0, bytes.span());
+    }
     // The slot still holds an older slice this member has not seen deleted yet: keep the bytes
     // beside it until the entry is applied.
-    return write_file_atomic(staged_path(cmd.loc), bytes.span());
+    return write_file_atomic(staged_path(cmd), bytes.span());
   }
   return last;
 }
@@ -641,7 +663,7 @@ void GroupReplicator::apply(const Entry& e) {
     impl_->all_dirty = false;
   }
   if (cmd.type == CmdType::WRITE_SLOT) {
-    std::string staged = staged_path(cmd.loc);
+    std::string staged = staged_path(cmd);
     if (std::filesystem::exists(staged)) {
       auto bytes = read_staged(staged);
       if (bytes.ok() && may_write(cmd.loc)) {
@@ -651,7 +673,14 @@ void GroupReplicator::apply(const Entry& e) {
       }
     }
   }
-  auto res = sm_.apply(e.index, cmd, as_bytes(data), false);
+  // Entries up to the log's end at open may have been applied, wholly or in part, before a crash:
+  // patches are redone without first checking the old bytes (a torn earlier attempt may be in
+  // them), and a slice written again is checked against its header before it is next served.
+  bool replayed = e.index <= replay_through_;
+  auto res = sm_.apply(e.index, cmd, as_bytes(data), replayed && cmd.type != CmdType::WRITE_SLOT);
+  if (cmd.type == CmdType::WRITE_SLOT &&
+      (replayed || impl_->unverified.erase({cmd.loc.slot, cmd.loc.gen})))
+    store_.forget_verified(cmd.loc.slot);
   if (!res.ok() && (res.code() == Code::IO_ERROR || res.code() == Code::NO_SPACE)) {
     // Fail-stop: the entry is in the log; the next start applies it again.
     spdlog::critical("group {}: apply of entry {} failed, stopping: {}", opt_.group, e.index, res.error().to_string());
@@ -799,7 +828,9 @@ void GroupReplicator::register_routes(proto::RpcServer& server) {
     if (req.group != opt_.group)
       co_return make_error(Code::NOT_FOUND, fmt::format("this node serves group {}", opt_.group));
     proto::SnapshotBeginResp resp;
-    resp.applied = applied_.load();  // read first: the decisions and slots copied later are newer
+    // Read first: the decisions and slots copied later are newer. The node's applied index counts
+    // the entries that change nothing here too (no-ops, configuration changes).
+    resp.applied = std::max(applied_.load(), node_->info().applied);
     resp.high_water = store_.high_water();
     for (auto& [t, d] : sm_.decisions()) resp.decisions.emplace_back(t, static_cast<uint8_t>(d));
     co_return resp;

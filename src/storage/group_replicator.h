@@ -97,15 +97,15 @@ class GroupReplicator final : public Replicator {
   template <typename Req>
   Result<std::pair<typename Req::Response, AlignedBuffer>> call_peer(NodeId id, Req req);
   bool may_write(const Location& loc) const;
-  bool has_slice(const Command& cmd);
+  bool has_slice(const Command& cmd, bool* sync);
   Status fetch_slice(const Command& cmd, uint64_t index);
-  std::string staged_path(const Location& loc) const;
+  std::string staged_path(const Command& cmd) const;
   // Forgets registry entries older than registry_ttl, and the bytes of the oldest ones beyond
   // registry_bytes (a follower that is down must not make the leader hold every slice). held_mu held.
   void prune_registry(std::chrono::steady_clock::time_point now);
   Result<AlignedBuffer> read_staged(const std::string& path) const;
   // Raft node hooks (its thread).
-  void before_persist(const std::vector<raft::Entry>& entries);
+  bool before_persist(const std::vector<raft::Entry>& entries);
   void apply(const raft::Entry& e);
   Status checkpoint_at(uint64_t index);
   Status install_snapshot(const raft::SnapshotMeta& meta);
@@ -117,6 +117,7 @@ class GroupReplicator final : public Replicator {
   std::unique_ptr<Impl> impl_;
   std::unique_ptr<raft::RaftNode> node_;
   std::atomic<uint64_t> applied_{0};
+  uint64_t replay_through_ = 0;  // the Raft log's last index when this member opened
   mutable std::mutex members_mu_;
   std::map<NodeId, std::string> members_;  // address book: id -> RPC address (self included)
 };

@@ -215,6 +215,11 @@ Result<uint64_t> SliceStore::checksum_payload(uint32_t slot, uint32_t len) const
   return xxh64(buf.span());
 }
 
+void SliceStore::forget_verified(uint32_t slot) {
+  std::lock_guard g(table_mu_);
+  if (slot >= 1 && slot < table_.size()) table_[slot].verified = false;
+}
+
 Status SliceStore::verify(uint32_t slot) {
   MYDFS_ASSIGN(SlotMeta m, meta(slot));
   {

@@ -96,6 +96,8 @@ class SliceStore {
   // Checks the payload against the header checksum once per open (then remembered until the
   // next put_header); CHECKSUM_MISMATCH marks the slot corrupt so it is never served.
   Status verify(uint32_t slot);
+  // The payload is to be checked again before it is next served (it may differ from the header).
+  void forget_verified(uint32_t slot);
   // Persists a header (alternating copies) and updates the table and the free table.
   Status put_header(const SlotMeta& m, PayloadCheck check);
   Status sync();                                // makes every write so far durable
