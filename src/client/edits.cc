@@ -144,7 +144,17 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t
   // Runs from the tracker, then the slots on each run's group.
   if (!tracker_) tracker_ = connect(opt_.tracker);
   AllocateReq areq{ino, static_cast<uint32_t>(n)};
-  MYDFS_CO_ASSIGN(AllocateResp runs, co_await tracker_->call(areq));
+  AllocateResp runs;
+  // EAGAIN: no group has a leader right now (the cluster is starting, or elections run): wait.
+  auto give_up = std::chrono::steady_clock::now() + opt_.failover_timeout;
+  for (uint32_t attempt = 0;; ++attempt) {
+    MYDFS_CO_ASSIGN(runs, co_await tracker_->call(areq));
+    if (runs.err != EAGAIN || std::chrono::steady_clock::now() >= give_up) break;
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    t.expires_after(std::chrono::milliseconds(std::min<uint32_t>(500, 50u << std::min<uint32_t>(attempt, 3))));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (runs.err) co_return fs_error(runs.err, "allocate");
   for (const auto& run : runs.runs) {
     leaders_[run.group] = run.leader;

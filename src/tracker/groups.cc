@@ -268,6 +268,10 @@ Result<std::vector<Run>> GroupRegistry::allocate(uint64_t file_id, uint32_t n_sl
     cands.push_back(Cand{id, eff, l->address});
     total += eff;
   }
+  // No group has a leader: the cluster is starting or every group is electing one. That passes.
+  if (cands.empty() && !groups_.empty())
+    return make_error(Code::UNAVAILABLE, fmt::format("no storage group has a leader right now ({} group(s) known); "
+                                                     "retry in a moment", groups_.size()));
   // Runs shrink down to one slice when needed, so the request fits iff the total does; checking
   // first keeps a failed allocation free of side effects.
   if (total < n_slices)

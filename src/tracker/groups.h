@@ -126,7 +126,8 @@ class GroupRegistry {
   // Splits n_slices into runs of at most k (0 → default_run) consecutive slices, each on the usable
   // group with the most effective free slots (leader's free_slots minus young promises); ties go
   // round robin. A run shrinks only when no group can hold it whole. Records a promise per run.
-  // NO_SPACE (nothing promised) if the slices do not fit; BAD_REQUEST if n_slices > 2^20.
+  // NO_SPACE (nothing promised) if the slices do not fit; UNAVAILABLE if no group has a leader
+  // (start-up, elections: the caller retries); BAD_REQUEST if n_slices > 2^20.
   Result<std::vector<Run>> allocate(uint64_t file_id, uint32_t n_slices, uint32_t k, TimePoint now);
 
   // --- reporting ---

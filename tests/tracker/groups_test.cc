@@ -437,17 +437,27 @@ TEST_F(GroupsTest, Allocate_shrinksRunsBeforeFailingAndFailsWithoutPromising) {
 }
 
 TEST_F(GroupsTest, Allocate_groupWithoutUpLeaderUnusable) {
-  add_groups(1);
+  add_groups(2);
+  beat_group(2, 0);  // full
   ASSERT_TRUE(reg.heartbeat(beat(1, 0, "follower", 2, 500), now).ok());
   ASSERT_TRUE(reg.heartbeat(beat(1, 1, "candidate", 3, 500), now).ok());
   auto r = reg.allocate(1, 1, 0, now);
   EXPECT_EQ(r.code(), Code::NO_SPACE);
   EXPECT_EQ(r.error().message,
-            "no space: file 1 needs 1 slices, 0 free in 0 usable of 1 groups (free = leader's "
+            "no space: file 1 needs 1 slices, 0 free in 1 usable of 2 groups (free = leader's "
             "report minus recent promises)");
   EXPECT_FALSE(reg.status(now)[0].usable);
   EXPECT_EQ(reg.total_free_slots(), 0u);
-  EXPECT_EQ(reg.total_capacity_slots(), 0u);
+  EXPECT_EQ(reg.total_capacity_slots(), 1000u) << "only group 2's leader reports";
+}
+
+TEST_F(GroupsTest, Allocate_noLeaderAnywhere_unavailableNotNoSpace) {
+  add_groups(1);
+  ASSERT_TRUE(reg.heartbeat(beat(1, 0, "follower", 2, 500), now).ok());
+  auto r = reg.allocate(1, 1, 0, now);
+  EXPECT_EQ(r.code(), Code::UNAVAILABLE) << "an election or a start-up passes: the client retries";
+  EXPECT_NE(r.error().message.find("no storage group has a leader"), std::string::npos) << r.error().message;
+  EXPECT_EQ(promised(1), 0u);
 }
 
 TEST_F(GroupsTest, Allocate_zeroSlicesIsEmptyAndTooManyRejected) {
