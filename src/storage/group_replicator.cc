@@ -112,8 +112,7 @@ struct GroupReplicator::Impl {
   std::mutex held_mu;
   std::map<SlotKey, Held> held;
 
-  std::mutex writing_mu;
-  std::unordered_set<uint32_t> writing;  // leader: slots with a WRITE_SLOT in progress
+  WriteGate gate;  // leader: admission of mutations
 
   // Data-path clients, on the network thread only.
   std::map<NodeId, std::shared_ptr<proto::RpcClient>> clients;
@@ -271,14 +270,8 @@ asio::awaitable<Result<SlotMeta>> GroupReplicator::submit(Command cmd, AlignedBu
     if (!res.ok()) store_.release(*loc);
     co_return res;
   }
-  {
-    std::lock_guard g(impl_->writing_mu);
-    if (impl_->writing.count(cmd.loc.slot))
-      co_return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
-    if (auto same = sm_.already_written(cmd)) co_return *same;  // sent again after a lost answer
-    MYDFS_CO_TRY(sm_.precheck(cmd, data.size()));
-    if (cmd.type == CmdType::WRITE_SLOT) impl_->writing.insert(cmd.loc.slot);
-  }
+  MYDFS_CO_ASSIGN(auto answered, impl_->gate.enter(sm_, cmd, data.size()));
+  if (answered) co_return *answered;
   if (cmd.type == CmdType::PATCH || cmd.type == CmdType::SET_VALID_LEN) {
     uint32_t slot = cmd.loc.slot;
     Status v = co_await run_on(impl_->pool, [&] { return store_.verify(slot); });
@@ -291,8 +284,7 @@ asio::awaitable<Result<SlotMeta>> GroupReplicator::submit(Command cmd, AlignedBu
   Result<SlotMeta> res;
   if (st.ok()) res = co_await propose(cmd, {});
   else res = st.take_error();
-  std::lock_guard g(impl_->writing_mu);
-  impl_->writing.erase(slot);
+  impl_->gate.leave(slot);
   co_return res;
 }
 

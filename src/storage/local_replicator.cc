@@ -83,14 +83,8 @@ class LocalReplicator final : public Replicator {
       if (!res.ok()) store_.release(*loc);
       co_return res;
     }
-    {
-      std::lock_guard g(writing_mu_);
-      if (writing_.count(cmd.loc.slot))
-        co_return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
-    if (auto same = sm_.already_written(cmd)) co_return *same;  // sent again after a lost answer
-      MYDFS_CO_TRY(sm_.precheck(cmd, data.size()));
-      if (cmd.type == CmdType::WRITE_SLOT) writing_.insert(cmd.loc.slot);
-    }
+    MYDFS_CO_ASSIGN(auto answered, gate_.enter(sm_, cmd, data.size()));
+    if (answered) co_return *answered;
     if (cmd.type == CmdType::PATCH || cmd.type == CmdType::SET_VALID_LEN) {
       // These recompute the checksum over old bytes: check those before the command is logged,
       // so a damaged slot refuses the command instead of a replay later blessing the damage.
@@ -113,8 +107,7 @@ class LocalReplicator final : public Replicator {
     Result<SlotMeta> res;
     if (st.ok()) res = co_await enqueue(std::move(cmd), {});
     else res = st.take_error();
-    std::lock_guard g(writing_mu_);
-    writing_.erase(slot);
+    gate_.leave(slot);
     co_return res;
   }
 
@@ -249,8 +242,7 @@ class LocalReplicator final : public Replicator {
   bool stopping_ = false;
   std::thread thread_;
   asio::thread_pool pool_;         // payload writes and pre-log verification
-  std::mutex writing_mu_;          // guards writing_
-  std::unordered_set<uint32_t> writing_;  // slots with a WRITE_SLOT in progress
+  WriteGate gate_;
   std::atomic<uint64_t> applied_{0};
   std::atomic<uint64_t> wal_bytes_{0};
   std::atomic<bool> failed_{false};

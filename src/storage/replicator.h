@@ -3,6 +3,10 @@
 // replicator, on a majority for Raft) and applied. Reads go to the store directly, after
 // read_barrier() says this node may serve them.
 #pragma once
+#include <mutex>
+#include <optional>
+#include <unordered_set>
+
 #include <boost/asio.hpp>
 
 #include "common/buffer.h"
@@ -33,6 +37,31 @@ class Replicator {
   };
   virtual RoleInfo role_info() const { return {"leader", 0, ""}; }
   virtual void stop() = 0;
+};
+
+// What every replicator checks before a mutation is logged: one WRITE_SLOT per slot at a time,
+// a repeated identical WRITE_SLOT answered from the slot, and the state machine's precheck.
+class WriteGate {
+ public:
+  // A SlotMeta: the command is answered already (sent again after a lost answer). nullopt: go on;
+  // a WRITE_SLOT then holds its slot until leave().
+  Result<std::optional<SlotMeta>> enter(const StateMachine& sm, const Command& cmd, size_t data_len) {
+    std::lock_guard g(mu_);
+    if (writing_.count(cmd.loc.slot))
+      return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
+    if (auto same = sm.already_written(cmd)) return same;
+    MYDFS_TRY(sm.precheck(cmd, data_len));
+    if (cmd.type == CmdType::WRITE_SLOT) writing_.insert(cmd.loc.slot);
+    return std::optional<SlotMeta>{};
+  }
+  void leave(uint32_t slot) {
+    std::lock_guard g(mu_);
+    writing_.erase(slot);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_set<uint32_t> writing_;  // slots with a WRITE_SLOT in progress
 };
 
 struct LocalReplicatorOptions {

@@ -98,6 +98,18 @@ class Writer {
   std::atomic<int> acked_{0}, failed_{0};
 };
 
+// Puts n files PREFIX0.. of `size` random bytes (seeds from `seed` on) and records them in want.
+void put_files(mydfs::client::Client& client, const std::string& prefix, int n, size_t size, uint64_t seed,
+               std::map<std::string, Expect>& want) {
+  for (int i = 0; i < n; ++i) {
+    std::string path = fmt::format("{}{}", prefix, i);
+    std::string data = random_bytes(size, seed + i);
+    auto put = put_bytes(client, path, data);
+    ASSERT_TRUE(put.ok()) << path << ": " << put.error().to_string();
+    want[path].acked = data;
+  }
+}
+
 void expect_files(const Cluster& c, const std::map<std::string, Expect>& want) {
   auto client = c.client(small_slices());
   for (const auto& [path, e] : want) {
@@ -253,11 +265,8 @@ TEST_F(GroupTest, wipedMember_rebuildsFromPeers) {
   Cluster c(dir_.path(), o);
   auto client = c.client(small_slices());
   std::map<std::string, Expect> want;
-  for (int i = 0; i < 6; ++i) {
-    std::string data = random_bytes(700'000, 100 + i);
-    ASSERT_TRUE(put_bytes(*client, fmt::format("/a{}", i), data).ok());
-    want[fmt::format("/a{}", i)].acked = data;
-  }
+  put_files(*client, "/a", 6, 700'000, 100, want);
+  ASSERT_FALSE(HasFatalFailure());
   int l = c.leader(1, 5s);
   ASSERT_GE(l, 0);
   int victim = (l + 1) % 3;
@@ -291,11 +300,8 @@ TEST_F(GroupTest, deadMemberReplacedByNewNode_throughMembershipChange) {
   Cluster c(dir_.path(), group_of_three());
   auto client = c.client(small_slices());
   std::map<std::string, Expect> want;
-  for (int i = 0; i < 4; ++i) {
-    std::string data = random_bytes(600'000, 300 + i);
-    ASSERT_TRUE(put_bytes(*client, fmt::format("/b{}", i), data).ok());
-    want[fmt::format("/b{}", i)].acked = data;
-  }
+  put_files(*client, "/b", 4, 600'000, 300, want);
+  ASSERT_FALSE(HasFatalFailure());
   int l = c.leader(1, 5s);
   ASSERT_GE(l, 0);
   int dead = (l + 1) % 3;
@@ -311,12 +317,8 @@ TEST_F(GroupTest, deadMemberReplacedByNewNode_throughMembershipChange) {
   for (int i : {0, 1, 2, fresh})
     if (i != dead) live.push_back(i);
   // Writes go on, and the new member holds them.
-  for (int i = 0; i < 4; ++i) {
-    std::string data = random_bytes(500'000, 400 + i);
-    auto put = put_bytes(*client, fmt::format("/b{}", i + 2), data);
-    ASSERT_TRUE(put.ok()) << put.error().to_string();
-    want[fmt::format("/b{}", i + 2)].acked = data;
-  }
+  put_files(*client, "/b", 4, 500'000, 400, want);  // overwrites: old slots freed and reused
+  ASSERT_FALSE(HasFatalFailure());
   ASSERT_TRUE(wait_caught_up(c, 30s, live)) << "the new member did not catch up";
   // The tracker expects the new address, and hears it.
   bool up = false;
