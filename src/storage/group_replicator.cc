@@ -111,6 +111,11 @@ struct GroupReplicator::Impl {
   };
   std::mutex held_mu;
   std::map<SlotKey, Held> held;
+  // Slot -> the newest gen whose bytes the data path (leader write, push, fetch) put there and
+  // whose WRITE_SLOT is not applied yet. Bytes of an older gen must never land on them: that gen
+  // was deleted in the committed history (the slot could not be reserved again otherwise), and
+  // the newer bytes may be all this member holds of a slice it acknowledged. Under held_mu.
+  std::map<uint32_t, uint32_t> bytes_gen;
 
   WriteGate gate;  // leader: admission of mutations
 
@@ -339,7 +344,12 @@ asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, Ali
   }
   // The local write runs while the pushes travel.
   Status local = co_await run_on(impl_->pool, [&]() -> Status {
-    MYDFS_TRY(store_.write_payload(cmd.loc.slot, 0, bytes->span()));
+    {
+      std::unique_lock lk(store_.locks().of(cmd.loc.slot));
+      if (newer_bytes(cmd.loc)) return not_leader();  // the group moved past this slot without us
+      MYDFS_TRY(store_.write_payload(cmd.loc.slot, 0, bytes->span()));
+      wrote_bytes(cmd.loc);
+    }
     return impl_->batcher.sync(store_, impl_->syncs);
   });
   if (!local.ok()) co_return local;
@@ -374,6 +384,7 @@ asio::awaitable<Status> GroupReplicator::push_to(NodeId id, Command cmd, std::sh
 // lives there: the slot is reserved for exactly this gen and not written, or it is free or
 // deleted at an older gen (a committed delete freed it; nothing reads it any more).
 bool GroupReplicator::may_write(const Location& loc) const {
+  if (newer_bytes(loc)) return false;
   auto m = store_.meta(loc.slot);
   if (!m.ok()) return false;
   if (m->loc.gen == loc.gen) return m->state == SlotState::PREPARED && m->valid_len == 0;
@@ -393,9 +404,12 @@ asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::Sl
       // Under the slot's lock, as apply and a rebuild write it: the check and the write are one step.
       std::unique_lock lk(store_.locks().of(req.loc.slot));
       if (impl_->installing) return make_error(Code::UNAVAILABLE, "this member is being rebuilt");
+      if (newer_bytes(req.loc))
+        return make_error(Code::NOT_LEADER, fmt::format("{} is obsolete: a newer slice is in its slot here", req.loc));
       if (!may_write(req.loc))
         return make_error(Code::UNAVAILABLE, fmt::format("{} is still in use here; fetched when its entry arrives", req.loc));
       MYDFS_TRY(store_.write_payload(req.loc.slot, 0, bytes->span()));
+      wrote_bytes(req.loc);
     }
     return impl_->batcher.sync(store_, impl_->syncs);
   });
@@ -413,16 +427,18 @@ asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::Sl
 // patches on top, which leaves the bytes as they are.
 Result<std::pair<proto::SliceFetchResp, AlignedBuffer>> GroupReplicator::serve_fetch(const proto::SliceFetchReq& req) {
   Location loc = req.loc;
+  std::shared_lock lk(store_.locks().of(loc.slot));
+  MYDFS_ASSIGN(SlotMeta m, store_.meta(loc.slot));
+  // Obsolete first: the registry may still hold the bytes of a slice whose slot moved on since.
+  if (m.loc.gen > loc.gen || (m.loc.gen == loc.gen && (m.state == SlotState::DELETED || m.state == SlotState::REDIRECT)))
+    return std::pair{proto::SliceFetchResp{true, m.applied_index}, AlignedBuffer{}};
+  if (newer_bytes(loc)) return std::pair{proto::SliceFetchResp{true, m.applied_index}, AlignedBuffer{}};
   {
     std::lock_guard g(impl_->held_mu);
     auto it = impl_->held.find({loc.slot, loc.gen});
     if (it != impl_->held.end() && it->second.bytes && it->second.checksum == req.checksum)
       return std::pair{proto::SliceFetchResp{false, 0}, AlignedBuffer::copy_of(it->second.bytes->span())};
   }
-  std::shared_lock lk(store_.locks().of(loc.slot));
-  MYDFS_ASSIGN(SlotMeta m, store_.meta(loc.slot));
-  if (m.loc.gen > loc.gen || (m.loc.gen == loc.gen && (m.state == SlotState::DELETED || m.state == SlotState::REDIRECT)))
-    return std::pair{proto::SliceFetchResp{true, m.applied_index}, AlignedBuffer{}};
   if (m.loc.gen < loc.gen || m.state == SlotState::FREE)
     return make_error(Code::NOT_FOUND, fmt::format("{} is not here yet", loc));
   if (m.valid_len == 0) {  // reserved, not applied here: the bytes may have been pushed
@@ -436,6 +452,18 @@ Result<std::pair<proto::SliceFetchResp, AlignedBuffer>> GroupReplicator::serve_f
   if (xxh64(b.span()) != m.payload_checksum)
     return make_error(Code::CHECKSUM_MISMATCH, fmt::format("{} is damaged here", loc));
   return std::pair{proto::SliceFetchResp{false, m.applied_index}, std::move(b)};
+}
+
+bool GroupReplicator::newer_bytes(const Location& loc) const {
+  std::lock_guard g(impl_->held_mu);
+  auto it = impl_->bytes_gen.find(loc.slot);
+  return it != impl_->bytes_gen.end() && it->second > loc.gen;
+}
+
+void GroupReplicator::wrote_bytes(const Location& loc) {
+  std::lock_guard g(impl_->held_mu);
+  auto& gen = impl_->bytes_gen[loc.slot];
+  gen = std::max(gen, loc.gen);
 }
 
 void GroupReplicator::prune_registry(std::chrono::steady_clock::time_point now) {
@@ -512,6 +540,7 @@ bool GroupReplicator::before_persist(const std::vector<Entry>& entries) {
 // *sync: set when the bytes were found in the slot, where they may not be durable yet (a push
 // still syncing them, or a write before a crash that the page cache kept).
 bool GroupReplicator::has_slice(const Command& cmd, bool* sync) {
+  if (newer_bytes(cmd.loc)) return true;  // obsolete: a later slice of the slot is here already
   {
     std::lock_guard g(impl_->held_mu);
     auto it = impl_->held.find({cmd.loc.slot, cmd.loc.gen});
@@ -624,7 +653,12 @@ Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
     if (!exact) impl_->unverified.insert({cmd.loc.slot, cmd.loc.gen});
     {
       std::unique_lock lk(store_.locks().of(cmd.loc.slot));
-      if (may_write(cmd.loc)) return store_.write_payload(cmd.loc.slot, 0, bytes.span());
+      if (newer_bytes(cmd.loc)) return ok_status();  // obsolete meanwhile: a later slice was pushed
+      if (may_write(cmd.loc)) {
+        MYDFS_TRY(store_.write_payload(cmd.loc.slot, 0, bytes.span()));
+        wrote_bytes(cmd.loc);
+        return ok_status();
+      }
     }
     // The slot still holds an older slice this member has not seen deleted yet: keep the bytes
     // beside it until the entry is applied.
@@ -657,12 +691,20 @@ void GroupReplicator::apply(const Entry& e) {
   if (cmd.type == CmdType::WRITE_SLOT) {
     std::string staged = staged_path(cmd);
     if (std::filesystem::exists(staged)) {
-      auto bytes = read_staged(staged);
-      if (bytes.ok() && may_write(cmd.loc)) {
-        Status st = store_.write_payload(cmd.loc.slot, 0, bytes->span());
+      // may_write is false only if a later slice of the slot is here: these bytes are obsolete.
+      std::unique_lock lk(store_.locks().of(cmd.loc.slot));
+      if (may_write(cmd.loc)) {
+        auto bytes = read_staged(staged);
+        Status st = bytes.ok() ? store_.write_payload(cmd.loc.slot, 0, bytes->span()) : Status(bytes.take_error());
         if (st.ok()) st = store_.sync();
-        if (st.ok()) std::filesystem::remove(staged);
+        if (!st.ok()) {
+          spdlog::critical("group {}: cannot move staged {} into its slot, stopping: {}", opt_.group, cmd.loc,
+                           st.error().to_string());
+          std::_Exit(70);
+        }
       }
+      std::error_code ec;
+      std::filesystem::remove(staged, ec);
     }
   }
   // Entries up to the log's end at open may have been applied, wholly or in part, before a crash:
@@ -684,6 +726,9 @@ void GroupReplicator::apply(const Entry& e) {
     std::lock_guard g(impl_->held_mu);
     auto it = impl_->held.find({cmd.loc.slot, cmd.loc.gen});
     if (it != impl_->held.end() && !it->second.bytes) impl_->held.erase(it);
+    // The header now speaks for these bytes; a newer gen's bytes stay guarded until theirs.
+    auto b = impl_->bytes_gen.find(cmd.loc.slot);
+    if (b != impl_->bytes_gen.end() && b->second <= cmd.loc.gen) impl_->bytes_gen.erase(b);
   }
   applied_ = e.index;
   impl_->last_result = std::move(res);
@@ -711,6 +756,7 @@ Status GroupReplicator::install_snapshot(const SnapshotMeta& meta) {
   {
     std::lock_guard g(impl_->held_mu);
     impl_->held.clear();
+    impl_->bytes_gen.clear();  // every slot is copied as its owner holds it
   }
   std::vector<NodeId> order = peers_leader_first();
   Error last = make_error(Code::UNAVAILABLE, "no other member");

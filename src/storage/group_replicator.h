@@ -97,6 +97,8 @@ class GroupReplicator final : public Replicator {
   template <typename Req>
   Result<std::pair<typename Req::Response, AlignedBuffer>> call_peer(NodeId id, Req req);
   bool may_write(const Location& loc) const;
+  bool newer_bytes(const Location& loc) const;  // a later gen's bytes were written into loc's slot
+  void wrote_bytes(const Location& loc);
   bool has_slice(const Command& cmd, bool* sync);
   Status fetch_slice(const Command& cmd, uint64_t index);
   std::string staged_path(const Command& cmd) const;
