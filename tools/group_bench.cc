@@ -8,9 +8,14 @@
 // Driven by `tools/bench group`.
 #include <signal.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <random>
 #include <thread>
 
@@ -145,6 +150,40 @@ int wait_leader(const std::vector<Node>& g, std::chrono::milliseconds timeout) {
   }
 }
 
+// CPU seconds (user + system) a process has used so far, all its threads; 0 if it is gone.
+double cpu_seconds(pid_t pid) {
+  std::ifstream f(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');  // the name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+// CPU used by the given daemons and by this process (the client) while fn runs.
+template <typename Fn>
+double cpu_during(const std::vector<const Daemon*>& daemons, Fn&& fn) {
+  auto total = [&] {
+    double t = self_cpu_seconds();
+    for (auto* d : daemons) t += cpu_seconds(d->pid());
+    return t;
+  };
+  double before = total();
+  fn();
+  return total() - before;
+}
+
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   size_t k = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
@@ -222,11 +261,16 @@ int main(int argc, char** argv) {
   }
 
   // Throughput: alternate rounds so both see the same disk weather.
-  std::vector<double> g_mbs, s_mbs;
+  // Beside the throughput, the CPU (servers and this client) each GB costs: on a machine whose
+  // cores all runs share, the ratio of those costs bounds the throughput ratio.
+  std::vector<double> g_mbs, s_mbs, g_cpu, s_cpu;
   std::vector<Location> last, last_single;
+  double gb = n * storage::kPayloadCapacity / 1e9;
   for (int r = 0; r < rounds; ++r) {
-    double ss = write_slices(single.port, n, in_flight, &last_single);
-    double gs = write_slices(group[l].port, n, in_flight, &last);
+    double ss = 0, gs = 0;
+    s_cpu.push_back(cpu_during({single.d.get()}, [&] { ss = write_slices(single.port, n, in_flight, &last_single); }) / gb);
+    g_cpu.push_back(cpu_during({group[0].d.get(), group[1].d.get(), group[2].d.get()},
+                               [&] { gs = write_slices(group[l].port, n, in_flight, &last); }) / gb);
     if (ss < 0 || gs < 0) return 1;
     s_mbs.push_back(n * storage::kPayloadCapacity / ss / 1e6);
     g_mbs.push_back(n * storage::kPayloadCapacity / gs / 1e6);
@@ -242,6 +286,10 @@ int main(int argc, char** argv) {
   fmt::print("group.write.replicas3 {:.1f} MB/s\n", gm);
   fmt::print("group.write.single {:.1f} MB/s\n", sm);
   fmt::print("group.write.ratio {:.2f} x\n", gm / sm);
+  double gc = percentile(g_cpu, 0.5), sc = percentile(s_cpu, 0.5);
+  fmt::print("group.write.cpu.replicas3 {:.2f} core-s/GB\n", gc);
+  fmt::print("group.write.cpu.single {:.2f} core-s/GB\n", sc);
+  fmt::print("group.write.cpu.ratio {:.2f} x\n", sc / gc);
   double rs = read_slices(group[l].port, last, in_flight);
   if (rs < 0) return 1;
   fmt::print("group.read.leader {:.1f} MB/s\n", last.size() * storage::kPayloadCapacity / rs / 1e6);
