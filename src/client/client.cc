@@ -373,13 +373,21 @@ asio::awaitable<Result<uint64_t>> Client::get_async(Attr file, const Sink& sink,
       r = co_await read_chain_once(slices, sink, progress);
     }
     if (r.ok() || !retryable(r.code()) || attempt + 1 >= opt_.edit_attempts) co_return r;
-    chains_.erase(file.ino);
-    co_await backoff(attempt);
-    NsReadReq again{NsReadOp::GETATTR, file.ino, "", 0, 0};
-    MYDFS_CO_ASSIGN(NsReply fresh, co_await ns_read_async(again));
-    if (fresh.err) co_return fs_error(fresh.err, "");
-    file = fresh.attr;
+    MYDFS_CO_ASSIGN(file, co_await reread_after_change(file.ino, attempt));
   }
+}
+
+asio::awaitable<Result<Attr>> Client::reread_after_change(uint64_t ino, uint32_t attempt) {
+  chains_.erase(ino);
+  co_await backoff(attempt);
+  co_return co_await getattr_async(ino);
+}
+
+asio::awaitable<Result<Attr>> Client::getattr_async(uint64_t ino) {
+  NsReadReq req{NsReadOp::GETATTR, ino, "", 0, 0};
+  MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
+  if (r.err) co_return fs_error(r.err, "");
+  co_return r.attr;
 }
 
 asio::awaitable<Result<uint64_t>> Client::read_chain_once(const std::vector<SliceInfo>& slices, const Sink& sink,
@@ -419,6 +427,54 @@ asio::awaitable<Result<uint64_t>> Client::read_chain_once(const std::vector<Slic
   co_await run_workers(ex, opt_.slices_in_flight, worker);
   if (failure) co_return *failure;
   co_return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// By inode
+
+Result<NsReply> Client::ns_read(NsReadReq req) { return run(ns_read_async(std::move(req))); }
+
+Result<Attr> Client::getattr(uint64_t ino) { return run(getattr_async(ino)); }
+
+Result<std::string> Client::pread(const Attr& file, uint64_t off, uint32_t len) {
+  return run(pread_async(file, off, len));
+}
+
+asio::awaitable<Result<std::string>> Client::pread_async(Attr file, uint64_t off, uint32_t len) {
+  for (uint32_t attempt = 0;; ++attempt) {
+    auto cached = chains_.find(file.ino);
+    if (cached == chains_.end() || !(cached->second.head == file.head) || cached->second.version != file.version) {
+      auto walked = co_await chain_async(file);
+      if (!walked.ok() && !retryable(walked.code())) co_return walked.take_error();
+      if (walked.ok())
+        cached = chains_.insert_or_assign(file.ino, CachedChain{file.head, file.version, std::move(*walked)}).first;
+    }
+    Status st = make_error(Code::CONFLICT, "the chain changed during the walk");
+    std::string out;
+    if (cached != chains_.end()) {
+      // A copy: other reads on this thread may replace the cached map while this one waits.
+      std::vector<SliceInfo> slices = cached->second.slices;
+      auto it = std::upper_bound(slices.begin(), slices.end(), off,
+                                 [](uint64_t o, const SliceInfo& s) { return o < s.offset + s.meta.valid_len; });
+      uint64_t pos = off, end = off + len;
+      st = ok_status();
+      for (; it != slices.end() && pos < end; ++it) {
+        uint64_t s_end = it->offset + it->meta.valid_len;
+        if (s_end <= pos) continue;
+        auto n = static_cast<uint32_t>(std::min(end, s_end) - pos);
+        auto part = co_await read_range(*it, static_cast<uint32_t>(pos - it->offset), n);
+        if (!part.ok()) {
+          st = part.take_error();
+          break;
+        }
+        out += *part;
+        pos += n;
+      }
+    }
+    if (st.ok()) co_return out;
+    if (!retryable(st.code()) || attempt + 1 >= opt_.edit_attempts) co_return st.take_error();
+    MYDFS_CO_ASSIGN(file, co_await reread_after_change(file.ino, attempt));
+  }
 }
 
 }  // namespace mydfs::client

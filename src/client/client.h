@@ -118,6 +118,15 @@ class Client {
   // The file's chain: every slice with its location, state, valid_len and offset.
   Result<std::vector<SliceInfo>> chain(const Attr& file);
 
+  // By inode (the mount works on inodes, not paths).
+  Result<proto::NsReply> ns_read(proto::NsReadReq req);
+  Result<Attr> getattr(uint64_t ino);
+  // Up to len bytes of the file from off (fewer at its end). The chain map is cached per head and
+  // version; a slice that changed since it was walked makes the read walk again and start over.
+  Result<std::string> pread(const Attr& file, uint64_t off, uint32_t len);
+  Result<Attr> write_ino(uint64_t ino, uint64_t offset, std::string_view data);
+  Result<Attr> truncate_ino(uint64_t ino, uint64_t size);
+
  private:
   template <typename T>
   Result<T> run(boost::asio::awaitable<Result<T>> a);
@@ -166,6 +175,11 @@ class Client {
   uint32_t slice_bytes() const;
   boost::asio::awaitable<Result<FileView>> view_async(uint64_t ino);
   boost::asio::awaitable<Result<Attr>> edit_async(std::string path, EditStep step);
+  boost::asio::awaitable<Result<Attr>> edit_ino_async(Attr a, EditStep step);
+  boost::asio::awaitable<Result<std::string>> pread_async(Attr file, uint64_t off, uint32_t len);
+  boost::asio::awaitable<Result<Attr>> getattr_async(uint64_t ino);
+  // A read found the chain changed: forget the cached map, back off, read the attributes again.
+  boost::asio::awaitable<Result<Attr>> reread_after_change(uint64_t ino, uint32_t attempt);
   boost::asio::awaitable<Result<Attr>> publish_async(uint64_t ino);
   boost::asio::awaitable<Result<Attr>> publish_fast(const FileView& v);
   boost::asio::awaitable<Status> write_step(FileView& v, uint64_t off, const Span& in, const Progress& progress);

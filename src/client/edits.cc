@@ -247,6 +247,10 @@ asio::awaitable<Result<Client::FileView>> Client::view_async(uint64_t ino) {
 
 asio::awaitable<Result<Attr>> Client::edit_async(std::string path, EditStep step) {
   MYDFS_CO_ASSIGN(Attr a, co_await resolve_async(path));
+  co_return co_await edit_ino_async(a, std::move(step));
+}
+
+asio::awaitable<Result<Attr>> Client::edit_ino_async(Attr a, EditStep step) {
   if (a.type == FileType::DIR) co_return fs_error(EISDIR, "");
   if (a.type != FileType::REG) co_return fs_error(EINVAL, "");
   Error last = make_error(Code::CONFLICT, "");
@@ -641,6 +645,27 @@ Result<Attr> Client::truncate(const std::string& path, uint64_t size) {
   return run([this, path, size]() -> asio::awaitable<Result<Attr>> {
     EditStep step = [this, size](FileView& v) -> asio::awaitable<Status> { co_return co_await truncate_step(v, size); };
     co_return co_await edit_async(path, step);
+  }());
+}
+
+Result<Attr> Client::write_ino(uint64_t ino, uint64_t offset, std::string_view bytes) {
+  return run([this, ino, offset, bytes]() -> asio::awaitable<Result<Attr>> {
+    EditStep step = [this, offset, bytes](FileView& v) -> asio::awaitable<Status> {
+      Span data{bytes.size(), source_of(bytes)};
+      co_return co_await write_step(v, offset, data, kNoProgress);
+    };
+    Attr a;
+    a.ino = ino;  // the edit reads the attributes itself; only a regular file gets this far
+    co_return co_await edit_ino_async(a, step);
+  }());
+}
+
+Result<Attr> Client::truncate_ino(uint64_t ino, uint64_t size) {
+  return run([this, ino, size]() -> asio::awaitable<Result<Attr>> {
+    EditStep step = [this, size](FileView& v) -> asio::awaitable<Status> { co_return co_await truncate_step(v, size); };
+    Attr a;
+    a.ino = ino;
+    co_return co_await edit_ino_async(a, step);
   }());
 }
 
