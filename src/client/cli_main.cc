@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <set>
@@ -29,6 +30,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/cli_files.h"
+#include "fuse/mount.h"
 #include "client/cli_status.h"
 #include "common/daemon.h"
 #include "proto/rpc.h"
@@ -429,6 +431,47 @@ int run(int argc, char** argv) {
   file_cmd("chain", "Show a file's slices: location, state, valid_len, offset, next, and its runs",
            {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&](const std::string& t) { return cli::cmd_chain(t, fa.a); });
 
+  // The mount (fuse/mount.h).
+  struct MountArgs {
+    std::string tracker, dir, options;
+    bool foreground = false;
+  } ma;
+  CLI::App* mount_cmd = app.add_subcommand(
+      "mount",
+      "Mount the cluster at MOUNTPOINT (FUSE). Returns once the mount is up; the file system is served "
+      "in the background until `mydfs umount MOUNTPOINT`");
+  mount_cmd->add_option("TRACKER", ma.tracker, "Tracker RPC address")->type_name("HOST:PORT")->required();
+  mount_cmd->add_option("MOUNTPOINT", ma.dir, "An existing directory")->required();
+  mount_cmd->add_option("-o", ma.options,
+                        "Comma-separated options: entry_timeout=SECONDS, attr_timeout=SECONDS (kernel caches, "
+                        "default 1), write_buffer=SIZE (unflushed bytes per open file, default 16MiB), "
+                        "max_threads=N (default 16), debug; anything else goes to FUSE (ro, allow_other, ...)")
+      ->type_name("OPTIONS");
+  mount_cmd->add_flag("-f,--foreground", ma.foreground, "Serve in the foreground (stop with Ctrl-C)");
+  mount_cmd->callback([&] {
+    chosen = [&] {
+      fuse::MountOptions mo;
+      mo.tracker = ma.tracker;
+      mo.mountpoint = ma.dir;
+      mo.foreground = ma.foreground;
+      std::string bad = fuse::parse_mount_options(ma.options, mo);
+      if (!bad.empty()) {
+        fmt::print(stderr, "mydfs mount: {}\n", bad);
+        return kExitUsage;
+      }
+      std::error_code ec;
+      if (!std::filesystem::is_directory(ma.dir, ec)) {
+        fmt::print(stderr, "mydfs mount: {} is not a directory\n", ma.dir);
+        return kExitUsage;
+      }
+      return fuse::mount_and_serve(mo);
+    };
+  });
+  std::string umount_dir;
+  CLI::App* umount_cmd = app.add_subcommand("umount", "Unmount a mydfs mount (fusermount3 -u)");
+  umount_cmd->add_option("MOUNTPOINT", umount_dir, "Where it is mounted")->required();
+  umount_cmd->callback([&] { chosen = [&] { return fuse::unmount(umount_dir); }; });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -455,6 +498,13 @@ int main(int argc, char** argv) {
   const char* level = std::getenv("MYDFS_LOG_LEVEL");
   spdlog::set_level(level ? spdlog::level::from_str(level) : spdlog::level::off);
   try {
+    // mount(8) with -t fuse.mydfs runs mount.fuse3, which runs `mydfs TRACKER MOUNTPOINT -o OPTIONS`.
+    if (argc >= 3 && argv[1][0] != '-' && std::string_view(argv[1]).find(':') != std::string_view::npos &&
+        std::filesystem::is_directory(argv[2])) {
+      std::vector<char*> args{argv[0], const_cast<char*>("mount")};
+      args.insert(args.end(), argv + 1, argv + argc);
+      return run(static_cast<int>(args.size()), args.data());
+    }
     return run(argc, argv);
   } catch (const std::exception& e) {
     fmt::print(stderr, "mydfs: internal error: {}\n", e.what());
