@@ -3,7 +3,10 @@
 // unmounted and its process stopped by PID when the test ends, also when it fails.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -99,6 +102,8 @@ void write_file(const fs::path& p, const std::string& data) {
 class FuseTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Other users (the permission test) must be able to reach the mount point.
+    fs::permissions(root(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
     c_ = std::make_unique<Cluster>(root(), group_of_three());
     m_ = std::make_unique<Mount>(*c_, root() / "mnt", root() / "mount.log");
   }
@@ -180,6 +185,140 @@ TEST_F(FuseTest, posixErrors) {
   EXPECT_TRUE(fails_with(::unlink(d.c_str()), EISDIR));
 }
 
+TEST_F(FuseTest, metadataCalls) {
+  fs::path d = mnt() / "m";
+  ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+  struct stat st {};
+  // FIFOs and symlinks are metadata.
+  ASSERT_EQ(::mkfifo((d / "fifo").c_str(), 0640), 0);
+  ASSERT_EQ(::lstat((d / "fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ASSERT_EQ(::symlink("target/of/link", (d / "ln").c_str()), 0);
+  char buf[64] = {};
+  ASSERT_EQ(::readlink((d / "ln").c_str(), buf, sizeof buf), 14);
+  EXPECT_EQ(std::string(buf), "target/of/link");
+  // Hard links share the inode and count.
+  write_file(d / "a", "A");
+  ASSERT_EQ(::link((d / "a").c_str(), (d / "a2").c_str()), 0);
+  ASSERT_EQ(::stat((d / "a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 2u);
+  // Extended attributes.
+  ASSERT_EQ(::setxattr((d / "a").c_str(), "user.color", "blue", 4, XATTR_CREATE), 0);
+  EXPECT_EQ(::setxattr((d / "a").c_str(), "user.color", "red", 3, XATTR_CREATE), -1);
+  EXPECT_EQ(errno, EEXIST);
+  char v[16] = {};
+  EXPECT_EQ(::getxattr((d / "a2").c_str(), "user.color", v, sizeof v), 4);
+  EXPECT_EQ(std::string(v, 4), "blue");
+  char names[64] = {};
+  ssize_t nl = ::listxattr((d / "a").c_str(), names, sizeof names);
+  EXPECT_EQ(std::string(names, static_cast<size_t>(std::max<ssize_t>(nl, 0))), std::string("user.color\0", 11));
+  ASSERT_EQ(::removexattr((d / "a").c_str(), "user.color"), 0);
+  EXPECT_EQ(::getxattr((d / "a").c_str(), "user.color", v, sizeof v), -1);
+  EXPECT_EQ(errno, ENODATA);
+  // Times: UTIME_OMIT leaves one alone, an explicit time is kept to the nanosecond.
+  struct timespec ts[2] = {{1000, 5}, {2000, 123456789}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (d / "a").c_str(), ts, 0), 0);
+  struct timespec omit[2] = {{0, UTIME_OMIT}, {3000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (d / "a").c_str(), omit, 0), 0);
+  ASSERT_EQ(::stat((d / "a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_atim.tv_sec, 1000);
+  EXPECT_EQ(st.st_atim.tv_nsec, 5);
+  EXPECT_EQ(st.st_mtim.tv_sec, 3000);
+  // fallocate: mode 0 grows the file (zeros), KEEP_SIZE keeps its size; others are not supported.
+  int fd = ::open((d / "a").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::fallocate(fd, 0, 0, 10000), 0);
+  EXPECT_EQ(::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 50000), 0);
+  EXPECT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 10), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, 10000);
+  // Locks are kept by the kernel for this mount: a second open file description conflicts.
+  int fd2 = ::open((d / "a").c_str(), O_RDWR);
+  ASSERT_GE(fd2, 0);
+  EXPECT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  EXPECT_EQ(::flock(fd2, LOCK_EX | LOCK_NB), -1);
+  EXPECT_EQ(errno, EWOULDBLOCK);
+  ::close(fd2);
+  ::close(fd);
+  std::string content = read_file(d / "a");
+  EXPECT_EQ(content, "A" + std::string(9999, '\0'));
+  // renameat2: RENAME_NOREPLACE refuses an existing target, RENAME_EXCHANGE swaps.
+  write_file(d / "b", "B");
+  EXPECT_EQ(::renameat2(AT_FDCWD, (d / "a").c_str(), AT_FDCWD, (d / "b").c_str(), RENAME_NOREPLACE), -1);
+  EXPECT_EQ(errno, EEXIST);
+  ASSERT_EQ(::renameat2(AT_FDCWD, (d / "fifo").c_str(), AT_FDCWD, (d / "b").c_str(), RENAME_EXCHANGE), 0);
+  EXPECT_EQ(read_file(d / "fifo"), "B");
+  ASSERT_EQ(::lstat((d / "b").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  // statfs reports the cluster's space.
+  struct statvfs sv {};
+  ASSERT_EQ(::statvfs(mnt().c_str(), &sv), 0);
+  EXPECT_GT(sv.f_blocks, 0u);
+  EXPECT_LE(sv.f_bfree, sv.f_blocks);
+  EXPECT_EQ(sv.f_namemax, 255u);
+}
+
+// Users without privileges (setpriv): the kernel checks mode bits and ownership
+// (default_permissions) against the attributes the tracker keeps, and the tracker passes a
+// setgid directory's group down.
+TEST_F(FuseTest, permissions_asUsersWithoutPrivileges) {
+  auto as = [](int uid) { return fmt::format("setpriv --reuid={0} --regid={0} --clear-groups ", uid); };
+  auto mode_of = [](const fs::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_mode & 07777 : 0u;
+  };
+  std::string out;
+  fs::path d = mnt() / "p";
+  ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(d.c_str(), 0755), 0);
+  // EACCES: a directory the user may not write, a file the user may not read.
+  EXPECT_NE(sh(as(4321) + "touch " + (d / "x").string(), &out), 0);
+  EXPECT_NE(out.find("Permission denied"), std::string::npos) << out;
+  write_file(d / "secret", "s");
+  ASSERT_EQ(::chmod((d / "secret").c_str(), 0600), 0);
+  EXPECT_NE(sh(as(4321) + "cat " + (d / "secret").string(), &out), 0);
+  EXPECT_NE(out.find("Permission denied"), std::string::npos) << out;
+  // EPERM: chmod and chown of someone else's file.
+  EXPECT_NE(sh(as(4321) + "chmod 666 " + (d / "secret").string(), &out), 0);
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  // What a user creates is the user's.
+  fs::path open_dir = mnt() / "u";
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 01777), 0);  // sticky, like /tmp
+  ASSERT_EQ(sh(as(4321) + "sh -c 'echo mine > " + (open_dir / "mine").string() + "'", &out), 0) << out;
+  struct stat st {};
+  ASSERT_EQ(::stat((open_dir / "mine").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 4321u);
+  EXPECT_EQ(st.st_gid, 4321u);
+  EXPECT_NE(sh(as(4321) + "chown 0 " + (open_dir / "mine").string(), &out), 0);
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  // Sticky directory: another user may not remove or rename it.
+  EXPECT_NE(sh(as(4322) + "rm -f " + (open_dir / "mine").string(), &out), 0);
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(open_dir / "mine"));
+  EXPECT_EQ(sh(as(4321) + "rm " + (open_dir / "mine").string(), &out), 0) << out;
+  // setgid directory: new entries take its group; new directories keep the bit.
+  fs::path sg = mnt() / "sg";
+  ASSERT_EQ(::mkdir(sg.c_str(), 0777), 0);
+  ASSERT_EQ(::chown(sg.c_str(), 0, 777), 0);
+  ASSERT_EQ(::chmod(sg.c_str(), 02777), 0);
+  ASSERT_EQ(sh(as(4321) + "sh -c 'echo f > " + (sg / "f").string() + " && mkdir " + (sg / "sub").string() + "'", &out),
+            0)
+      << out;
+  ASSERT_EQ(::stat((sg / "f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 777u);
+  ASSERT_EQ(::stat((sg / "sub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 777u);
+  EXPECT_TRUE(st.st_mode & S_ISGID);
+  // A set-user-id file loses the bit when a user without privileges writes to it.
+  fs::path suid = open_dir / "tool";
+  write_file(suid, "#!/bin/sh\n");
+  ASSERT_EQ(::chmod(suid.c_str(), 04777), 0);
+  ASSERT_EQ(sh(as(4321) + "sh -c 'echo more >> " + suid.string() + "'", &out), 0) << out;
+  EXPECT_EQ(mode_of(suid) & 04000, 0u) << "mode " << std::oct << mode_of(suid);
+}
+
 TEST_F(FuseTest, cpRsyncStyleTreeInAndOut_diffClean_modesAndTimesKept) {
   // A source tree with nested directories, modes and a symlink.
   fs::path src = root() / "src";
@@ -205,6 +344,43 @@ TEST_F(FuseTest, cpRsyncStyleTreeInAndOut_diffClean_modesAndTimesKept) {
   ASSERT_EQ(sh(fmt::format("cd {} && {}", back.string(), listing), &cc), 0);
   EXPECT_EQ(a, b);
   EXPECT_EQ(a, cc);
+  // rsync -a in and out (it writes temporaries and renames them over the targets).
+  fs::path rs = root() / "rsynced";
+  ASSERT_EQ(sh(fmt::format("rsync -a {}/ {}/rtree/ && rsync -a {}/rtree/ {}/", src.string(), mnt().string(),
+                           mnt().string(), rs.string()),
+               &out),
+            0)
+      << out;
+  ASSERT_EQ(sh(fmt::format("diff -r --no-dereference {} {}", src.string(), rs.string()), &out), 0) << out;
+  std::string d;
+  ASSERT_EQ(sh(fmt::format("cd {} && {}", rs.string(), listing), &d), 0);
+  EXPECT_EQ(a, d);
+  // A second rsync finds nothing to send: sizes and times on the mount are what it set.
+  ASSERT_EQ(sh(fmt::format("rsync -a --itemize-changes {}/ {}/rtree/", src.string(), mnt().string()), &out), 0) << out;
+  EXPECT_EQ(out, "");
+}
+
+// mount(8) through mount.fuse3. With -t fuse.mydfs it runs `mydfs` from mount's own PATH (an
+// installed binary); the form naming the program, -t fuse PROGRAM#TRACKER, runs this build's.
+TEST_F(FuseTest, mountCommand_throughMountFuse3) {
+  fs::path at = root() / "mnt3";
+  fs::create_directories(at);
+  std::string out;
+  int rc = sh(fmt::format("mount -t fuse '{}#{}' {} -o attr_timeout=0", mydfs::testing::binary("MYDFS_CLI_BIN"),
+                          c_->tracker(), at.string()),
+              &out);
+  struct Unmount {
+    fs::path at;
+    ~Unmount() {
+      if (is_mounted(at)) sh("fusermount3 -u " + at.string());
+    }
+  } guard{at};
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_TRUE(is_mounted(at));
+  write_file(at / "via-mount8", "hello");
+  EXPECT_EQ(read_file(mnt() / "via-mount8"), "hello");
+  EXPECT_EQ(sh("fusermount3 -u " + at.string(), &out), 0) << out;
+  EXPECT_FALSE(is_mounted(at));
 }
 
 TEST_F(FuseTest, tarExtractAndRecreate) {

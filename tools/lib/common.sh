@@ -3,7 +3,7 @@
 
 MYDFS_PACKAGES=(meson ninja-build g++ pkg-config python3 libboost-dev libspdlog-dev libfmt-dev
                 libxxhash-dev libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev
-                fuse3 libfuse3-dev curl procps)
+                fuse3 libfuse3-dev curl procps git rsync tar util-linux)
 
 # ensure_packages [--no-install]: apt-get installs whatever of MYDFS_PACKAGES is missing.
 ensure_packages() {
@@ -25,8 +25,15 @@ ensure_packages() {
 }
 
 # ensure_build DIR: configures (once) and builds the optimized build in DIR; quiet unless it fails.
+# With MYDFS_NO_BUILD=1 it only checks that DIR is configured and uses what is built there (for
+# runs next to someone else's build in the same directory).
 ensure_build() {
   local dir="$1"
+  if [[ -n "${MYDFS_NO_BUILD:-}" ]]; then
+    [[ -f "$dir/build.ninja" ]] && return 0
+    echo "MYDFS_NO_BUILD is set but $dir is not configured" >&2
+    return 1
+  fi
   if [[ ! -f "$dir/build.ninja" ]]; then
     meson setup "$dir" --buildtype=debugoptimized >"$dir.setup.log" 2>&1 \
       || { cat "$dir.setup.log" >&2; return 1; }
