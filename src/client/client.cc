@@ -363,9 +363,12 @@ asio::awaitable<Result<uint64_t>> Client::get_async(Attr file, const Sink& sink,
   for (uint32_t attempt = 0;; ++attempt) {
     auto cached = chains_.find(file.ino);
     if (cached == chains_.end() || !(cached->second.head == file.head)) {
+      // Other reads and edits run on this thread while the walk waits: no iterator survives it.
       auto walked = co_await chain_async(file);
       if (!walked.ok() && !retryable(walked.code())) co_return walked.take_error();
-      if (walked.ok()) cached = chains_.insert_or_assign(file.ino, CachedChain{file.head, file.version, std::move(*walked)}).first;
+      cached = walked.ok()
+                   ? chains_.insert_or_assign(file.ino, CachedChain{file.head, file.version, std::move(*walked)}).first
+                   : chains_.end();
     }
     Result<uint64_t> r = make_error(Code::CONFLICT, "the chain changed during the walk");
     if (cached != chains_.end()) {
@@ -444,10 +447,11 @@ asio::awaitable<Result<std::string>> Client::pread_async(Attr file, uint64_t off
   for (uint32_t attempt = 0;; ++attempt) {
     auto cached = chains_.find(file.ino);
     if (cached == chains_.end() || !(cached->second.head == file.head) || cached->second.version != file.version) {
-      auto walked = co_await chain_async(file);
+      auto walked = co_await chain_async(file);  // no iterator survives the wait (see get_async)
       if (!walked.ok() && !retryable(walked.code())) co_return walked.take_error();
-      if (walked.ok())
-        cached = chains_.insert_or_assign(file.ino, CachedChain{file.head, file.version, std::move(*walked)}).first;
+      cached = walked.ok()
+                   ? chains_.insert_or_assign(file.ino, CachedChain{file.head, file.version, std::move(*walked)}).first
+                   : chains_.end();
     }
     Status st = make_error(Code::CONFLICT, "the chain changed during the walk");
     std::string out;
@@ -470,6 +474,10 @@ asio::awaitable<Result<std::string>> Client::pread_async(Attr file, uint64_t off
         out += *part;
         pos += n;
       }
+      // The map ends before the range the caller knows to be in the file: it is older than the
+      // file. Never a short read within the file's size (the kernel would take it for the end).
+      if (st.ok() && pos < end && pos < file.size)
+        st = make_error(Code::CONFLICT, fmt::format("the chain map of file {} ends at {}", file.ino, pos));
     }
     if (st.ok()) co_return out;
     if (!retryable(st.code()) || attempt + 1 >= opt_.edit_attempts) co_return st.take_error();

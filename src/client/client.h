@@ -126,6 +126,8 @@ class Client {
   Result<std::string> pread(const Attr& file, uint64_t off, uint32_t len);
   Result<Attr> write_ino(uint64_t ino, uint64_t offset, std::string_view data);
   Result<Attr> truncate_ino(uint64_t ino, uint64_t size);
+  // Extends the file to size if it is shorter (fallocate); never shrinks it.
+  Result<Attr> grow_ino(uint64_t ino, uint64_t size);
 
  private:
   template <typename T>
@@ -178,6 +180,7 @@ class Client {
   boost::asio::awaitable<Result<Attr>> edit_ino_async(Attr a, EditStep step);
   boost::asio::awaitable<Result<std::string>> pread_async(Attr file, uint64_t off, uint32_t len);
   boost::asio::awaitable<Result<Attr>> getattr_async(uint64_t ino);
+  Result<Attr> resize_ino(uint64_t ino, uint64_t size, bool grow_only);
   // A read found the chain changed: forget the cached map, back off, read the attributes again.
   boost::asio::awaitable<Result<Attr>> reread_after_change(uint64_t ino, uint32_t attempt);
   boost::asio::awaitable<Result<Attr>> publish_async(uint64_t ino);

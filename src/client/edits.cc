@@ -269,8 +269,16 @@ asio::awaitable<Result<Attr>> Client::edit_ino_async(Attr a, EditStep step) {
     }
     if (st.ok()) {
       auto fast = co_await publish_fast(*v);
-      if (fast.ok() || !(fast.code() == Code::FS_ERROR && error_errno(fast.error()) == ESTALE)) co_return fast;
-      co_return co_await publish_async(a.ino);  // someone published meanwhile: walk for the size
+      if (fast.ok() || (fast.code() == Code::FS_ERROR && error_errno(fast.error()) != ESTALE)) co_return fast;
+      // Someone published meanwhile, or the answer was lost (the tracker failed over): the edit
+      // is in the chain either way, so publish what the chain now holds, walking for the size.
+      // Publishing is a compare-and-set on a fresh walk, so repeating it is harmless.
+      auto pub = co_await publish_async(a.ino);
+      for (uint32_t k = 1; !pub.ok() && pub.code() != Code::FS_ERROR && k < 5; ++k) {
+        co_await backoff(k);
+        pub = co_await publish_async(a.ino);
+      }
+      co_return pub;
     }
     chains_.erase(a.ino);
     bool again = retryable(st.code()) || (st.code() == Code::FS_ERROR && error_errno(st.error()) == ESTALE);
@@ -660,9 +668,15 @@ Result<Attr> Client::write_ino(uint64_t ino, uint64_t offset, std::string_view b
   }());
 }
 
-Result<Attr> Client::truncate_ino(uint64_t ino, uint64_t size) {
-  return run([this, ino, size]() -> asio::awaitable<Result<Attr>> {
-    EditStep step = [this, size](FileView& v) -> asio::awaitable<Status> { co_return co_await truncate_step(v, size); };
+Result<Attr> Client::truncate_ino(uint64_t ino, uint64_t size) { return resize_ino(ino, size, false); }
+
+Result<Attr> Client::grow_ino(uint64_t ino, uint64_t size) { return resize_ino(ino, size, true); }
+
+Result<Attr> Client::resize_ino(uint64_t ino, uint64_t size, bool grow_only) {
+  return run([this, ino, size, grow_only]() -> asio::awaitable<Result<Attr>> {
+    EditStep step = [this, size, grow_only](FileView& v) -> asio::awaitable<Status> {
+      co_return co_await truncate_step(v, grow_only ? std::max(size, v.size) : size);
+    };
     Attr a;
     a.ino = ino;
     co_return co_await edit_ino_async(a, step);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <map>
@@ -91,6 +92,7 @@ struct Handle {
   Attr attr;             // as of open, or of this handle's last edit
   uint64_t buf_off = 0;  // the unflushed bytes: buf at buf_off
   std::string buf;
+  std::atomic<uint64_t> buffered_end{0};  // buf_off + buf.size() (0: empty), read without mu
   int error = 0;         // a failed flush of written bytes, reported once at flush/fsync/close
 };
 
@@ -106,12 +108,14 @@ class Fs {
   }
 
   // ---- Files removed while open (kept until their last close, as POSIX wants) ----
-  // Such a file is moved to the hidden directory /.mydfs-orphans (named by its inode) instead of
-  // being unlinked, and unlinked there when this mount closes its last handle of it.
+  // Such a file gets a link in the hidden directory /.mydfs-orphans (named by its inode) before
+  // its last visible name goes, and that link is removed when this mount closes its last handle
+  // of it. Open handles and orphans are counted under one lock, so a close racing the removal
+  // still leaves exactly one party to remove the hidden link.
   static constexpr const char* kOrphans = ".mydfs-orphans";
-  Result<uint64_t> orphan_dir() {
-    std::lock_guard g(orphan_mu_);
-    if (orphan_dir_) return orphan_dir_;
+  Result<uint64_t> orphan_dir(bool again = false) {
+    std::lock_guard g(orphan_dir_mu_);
+    if (orphan_dir_ && !again) return orphan_dir_;
     NsOp op;
     op.type = OpType::MKDIR;
     op.parent = kRootIno;
@@ -131,54 +135,67 @@ class Fs {
     return open_.count(ino) > 0;
   }
   bool orphaned(uint64_t ino) {
-    std::lock_guard g(orphan_mu_);
+    std::lock_guard g(open_mu_);
     return orphans_.count(ino) > 0;
   }
-  // Before (parent, name) loses its last link: if it is a file open here, move it aside (*moved).
-  // Returns an errno (0: nothing to do, or moved).
-  int keep_if_open(uint64_t parent, const std::string& name, bool* moved) {
+  // If (parent, name) is the last link of a file open here, gives it a hidden link first: by
+  // moving it there (unlink: *moved, nothing more to do) or, for a rename over it, by a second
+  // link (*linked = its inode; the caller renames, then calls adopt_orphan, or drop_orphan_link
+  // if the rename failed). Returns an errno (0: done, or nothing to do).
+  int hide_if_open(uint64_t parent, const std::string& name, bool for_rename, bool* moved, uint64_t* linked) {
     *moved = false;
+    *linked = 0;
     auto l = client_->ns_read(NsReadReq{NsReadOp::LOOKUP, parent, name, 0, 0});
     if (!l.ok() || l->err || l->attr.type != FileType::REG || l->attr.nlink > 1 || !is_open(l->attr.ino)) return 0;
-    auto dir = orphan_dir();
-    if (!dir.ok()) return client::error_errno(dir.error());
-    NsOp op;
-    op.type = OpType::RENAME;
-    op.parent = parent;
-    op.name = name;
-    op.parent2 = *dir;
-    op.name2 = std::to_string(l->attr.ino);
-    auto r = client_->ns_write(op);
-    if (!r.ok()) return client::error_errno(r.error());
-    if (r->err) return r->err;
-    std::lock_guard g(orphan_mu_);
-    orphans_.insert(l->attr.ino);
-    *moved = true;
+    uint64_t ino = l->attr.ino;
+    int err = 0;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto dir = orphan_dir(attempt > 0);  // once more if the directory was removed by hand
+      if (!dir.ok()) return client::error_errno(dir.error());
+      NsOp op;
+      op.type = for_rename ? OpType::LINK : OpType::RENAME;
+      op.parent = for_rename ? ino : parent;
+      op.name = name;
+      op.parent2 = *dir;
+      op.name2 = std::to_string(ino);
+      auto r = client_->ns_write(op);
+      if (!r.ok()) return client::error_errno(r.error());
+      err = r->err;
+      if (err != ENOENT) break;
+    }
+    if (err) return err;
+    if (for_rename) *linked = ino;
+    else *moved = true;
+    if (!for_rename) adopt_orphan(ino);
     return 0;
   }
-  // After the last close of ino here.
-  void drop_if_orphan(uint64_t ino) {
+  // The hidden link exists and the visible one is gone: from now on the last close removes it;
+  // if that close came already, remove it here.
+  void adopt_orphan(uint64_t ino) {
     {
-      std::lock_guard g(orphan_mu_);
-      if (!orphans_.erase(ino)) return;
+      std::lock_guard g(open_mu_);
+      if (open_.count(ino)) {
+        orphans_.insert(ino);
+        return;
+      }
     }
-    if (is_open(ino)) {  // opened again meanwhile (by inode, through /proc/PID/fd)
-      std::lock_guard g(orphan_mu_);
-      orphans_.insert(ino);
-      return;
-    }
+    drop_orphan_link(ino);
+  }
+  void drop_orphan_link(uint64_t ino) {
     NsOp op;
     op.type = OpType::UNLINK;
     op.parent = orphan_dir_;
     op.name = std::to_string(ino);
     auto r = client_->ns_write(op);
     if (r.ok() && !r->err) client_->release(r->released);
-    else spdlog::warn("cannot remove the closed orphan {}/{}", kOrphans, ino);
+    else spdlog::warn("cannot remove {}/{}", kOrphans, ino);
   }
   // What a caller sees of an inode: unflushed sizes counted in, an orphan has no links.
   Attr seen(Attr a) {
-    a = with_unflushed(a);
-    if (a.type == FileType::REG && orphaned(a.ino)) a.nlink = 0;
+    std::lock_guard g(open_mu_);
+    for (auto [it, end] = open_.equal_range(a.ino); it != end; ++it)
+      a.size = std::max<uint64_t>(a.size, it->second->buffered_end.load());
+    if (a.type == FileType::REG && orphans_.count(a.ino)) a.nlink = 0;
     return a;
   }
   Client& client() { return *client_; }
@@ -192,23 +209,37 @@ class Fs {
     std::lock_guard g(open_mu_);
     open_.emplace(h->ino, std::move(h));
   }
+  // Forgets a handle; after the last one of an orphan, removes the orphan's hidden link.
   void closed(Handle* h) {
-    std::lock_guard g(open_mu_);
-    for (auto [it, end] = open_.equal_range(h->ino); it != end; ++it)
-      if (it->second.get() == h) {
-        open_.erase(it);
-        break;
-      }
-  }
-  // The size with every open handle's unflushed bytes of this inode counted in.
-  Attr with_unflushed(Attr a) {
-    std::lock_guard g(open_mu_);
-    for (auto [it, end] = open_.equal_range(a.ino); it != end; ++it) {
-      Handle* h = it->second.get();
-      std::lock_guard hg(h->mu);
-      if (!h->buf.empty()) a.size = std::max<uint64_t>(a.size, h->buf_off + h->buf.size());
+    uint64_t ino = h->ino;
+    bool drop = false;
+    {
+      std::lock_guard g(open_mu_);
+      for (auto [it, end] = open_.equal_range(ino); it != end; ++it)
+        if (it->second.get() == h) {
+          open_.erase(it);
+          break;
+        }
+      if (!open_.count(ino)) drop = orphans_.erase(ino) > 0;
     }
-    return a;
+    if (drop) drop_orphan_link(ino);
+  }
+  // At unmount: every buffered byte to the cluster, every orphan of this mount removed.
+  void shutdown() {
+    if (!client_) return;  // never started
+    std::vector<std::shared_ptr<Handle>> hs;
+    std::set<uint64_t> orphans;
+    {
+      std::lock_guard g(open_mu_);
+      for (auto& [ino, h] : open_) hs.push_back(h);
+      open_.clear();
+      orphans.swap(orphans_);
+    }
+    for (auto& h : hs) {
+      std::lock_guard hg(h->mu);
+      if (int e = flush_locked(*h)) spdlog::error("unmount: inode {}: buffered bytes lost: {}", h->ino, std::strerror(e));
+    }
+    for (uint64_t ino : orphans) drop_orphan_link(ino);
   }
   // Flushes every open handle of ino but `except` (before a truncate or a read, so what was
   // written is what is seen; before another handle's write, so the writes reach the file in the
@@ -239,6 +270,7 @@ class Fs {
     auto r = client_->write_ino(h.ino, h.buf_off, h.buf);
     size_t n = h.buf.size();
     h.buf.clear();
+    h.buffered_end = 0;
     if (!r.ok()) {
       spdlog::warn("write of {} bytes to inode {} at {} failed: {}", n, h.ino, h.buf_off, r.error().to_string());
       h.error = 0;
@@ -254,9 +286,9 @@ class Fs {
   std::unique_ptr<Client> client_;
   std::mutex open_mu_;  // before any Handle::mu
   std::multimap<uint64_t, std::shared_ptr<Handle>> open_;
-  std::mutex orphan_mu_;
+  std::set<uint64_t> orphans_;  // open here, no visible link: under open_mu_
+  std::mutex orphan_dir_mu_;
   uint64_t orphan_dir_ = 0;
-  std::set<uint64_t> orphans_;
 };
 
 Fs& fs_of(fuse_req_t req) { return *static_cast<Fs*>(fuse_req_userdata(req)); }
@@ -305,8 +337,13 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   conn->max_write = 1 << 20;
   if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want &= ~FUSE_CAP_SPLICE_READ;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // writes reach us at once: close-to-open holds
+  // The kernel clears set-user-id and set-group-id bits itself (by a mode change it sends) on
+  // write, truncate and chown; with HANDLE_KILLPRIV it would leave that to us.
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   fs->start();
 }
+
+void op_destroy(void* userdata) { static_cast<Fs*>(userdata)->shutdown(); }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Fs& fs = fs_of(req);
@@ -403,7 +440,8 @@ void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, OpType ty
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Fs& fs = fs_of(req);
   bool moved = false;
-  if (int err = fs.keep_if_open(parent, name, &moved)) return (void)fuse_reply_err(req, err);
+  uint64_t linked = 0;
+  if (int err = fs.hide_if_open(parent, name, false, &moved, &linked)) return (void)fuse_reply_err(req, err);
   if (moved) return (void)fuse_reply_err(req, 0);
   remove_entry(req, parent, name, OpType::UNLINK);
 }
@@ -433,16 +471,24 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   if (flags & RENAME_NOREPLACE) op.flags |= RENAME_NOREPLACE_;
   if (flags & RENAME_EXCHANGE) op.flags |= RENAME_EXCHANGE_;
   Fs& fs = fs_of(req);
-  if (flags == 0) {  // a file replaced while open here stays readable through its handles
+  // A file replaced while open here stays readable through its handles: it gets a hidden second
+  // link first, so the rename itself stays one atomic step.
+  uint64_t linked = 0;
+  if (flags == 0) {
     auto src = fs.client().ns_read(NsReadReq{NsReadOp::LOOKUP, parent, name, 0, 0});
-    if (src.ok() && !src->err && src->attr.type == FileType::REG) {
-      auto dst = fs.client().ns_read(NsReadReq{NsReadOp::LOOKUP, newparent, newname, 0, 0});
-      bool moved = false;
-      if (dst.ok() && !dst->err && dst->attr.ino != src->attr.ino)
-        if (int err = fs.keep_if_open(newparent, newname, &moved)) return (void)fuse_reply_err(req, err);
-    }
+    auto dst = fs.client().ns_read(NsReadReq{NsReadOp::LOOKUP, newparent, newname, 0, 0});
+    bool moved = false;
+    if (src.ok() && !src->err && dst.ok() && !dst->err && dst->attr.ino != src->attr.ino)
+      if (int err = fs.hide_if_open(newparent, newname, true, &moved, &linked)) return (void)fuse_reply_err(req, err);
   }
-  if (ns_write(req, fs, op)) fuse_reply_err(req, 0);
+  auto r = fs.client().ns_write(op);
+  int err = r.ok() ? r->err : client::error_errno(r.error());
+  if (linked) {
+    if (err == 0) fs.adopt_orphan(linked);
+    else fs.drop_orphan_link(linked);  // the target keeps its name
+  }
+  if (err == 0) fs.client().release(r->released);
+  fuse_reply_err(req, err);
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
@@ -468,21 +514,31 @@ void open_handle(fuse_req_t req, Fs& fs, const Attr& a, fuse_file_info* fi, cons
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
+  // Counted as open from the start: an unlink racing this open then keeps the file for it.
+  auto h = std::make_shared<Handle>();
+  h->ino = ino;
+  fs.opened(h);
+  auto fail = [&](int err) {
+    fs.closed(h.get());
+    fuse_reply_err(req, err);
+  };
+  // The kernel leaves O_TRUNC to us (atomic_o_trunc): no separate setattr comes. Other handles'
+  // buffered bytes go first, so the truncate sees (and removes) them.
+  bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+  if (trunc) fs.flush_all(ino, h.get());
   auto a = fs.client().getattr(ino);
-  if (!a.ok()) return reply_error(req, a.error());
-  if (a->type == FileType::DIR) return (void)fuse_reply_err(req, EISDIR);
-  if (a->type != FileType::REG) return (void)fuse_reply_err(req, ENXIO);
-  Attr now = *a;
-  // The kernel leaves O_TRUNC to us (atomic_o_trunc): no separate setattr comes.
-  if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
-    fs.flush_all(ino);
-    if (now.size != 0) {
-      auto t = fs.client().truncate_ino(ino, 0);
-      if (!t.ok()) return reply_error(req, t.error());
-      now = *t;
-    }
+  if (!a.ok()) return fail(client::error_errno(a.error()));
+  if (a->type == FileType::DIR) return fail(EISDIR);
+  if (a->type != FileType::REG) return fail(ENXIO);
+  h->attr = *a;
+  if (trunc && a->size != 0) {
+    auto t = fs.client().truncate_ino(ino, 0);
+    if (!t.ok()) return fail(client::error_errno(t.error()));
+    h->attr = *t;
   }
-  open_handle(req, fs, now, fi, nullptr);
+  fi->fh = reinterpret_cast<uint64_t>(h.get());
+  fi->keep_cache = 0;
+  if (fuse_reply_open(req, fi) != 0) fs.closed(h.get());  // the opener was interrupted
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -553,6 +609,7 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
     if (int err = fs.flush_locked(h)) return (void)fuse_reply_err(req, err);
   if (h.buf.empty()) h.buf_off = uoff;
   h.buf.append(buf, size);
+  h.buffered_end = h.buf_off + h.buf.size();
   if (h.buf.size() >= fs.opt().write_buffer)
     if (int err = fs.flush_locked(h)) return (void)fuse_reply_err(req, err);
   fuse_reply_write(req, size);
@@ -565,10 +622,13 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
-  // An edit is durable on a majority of its group and published before it returns.
+  // An edit is durable on a majority of its group and published before it returns. fsync of any
+  // descriptor covers the bytes written through every descriptor of the file.
+  Fs& fs = fs_of(req);
   Handle& h = handle_of(fi);
+  fs.flush_all(h.ino, &h);
   std::lock_guard g(h.mu);
-  fuse_reply_err(req, fs_of(req).flush_locked(h));
+  fuse_reply_err(req, fs.flush_locked(h));
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -579,9 +639,7 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     std::lock_guard g(h->mu);
     err = fs.flush_locked(*h);
   }
-  uint64_t ino = h->ino;
   fs.closed(h);  // frees it (unless a flush of another handle holds it for a moment)
-  fs.drop_if_orphan(ino);
   fuse_reply_err(req, err);
 }
 
@@ -603,7 +661,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
   std::string buf(size, '\0');
   size_t used = 0;
   for (const auto& e : r->entries) {
-    if (ino == kRootIno && e.name == Fs::kOrphans) continue;  // see Fs::keep_if_open
+    if (ino == kRootIno && e.name == Fs::kOrphans) continue;  // see Fs::hide_if_open
     struct stat st {};
     st.st_ino = e.ino;
     st.st_mode = type_bits(e.type);
@@ -689,22 +747,20 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
   // Space is taken when bytes are written; without KEEP_SIZE the file grows (reads as zeros).
   if (mode & FALLOC_FL_KEEP_SIZE) return (void)fuse_reply_err(req, 0);
   Handle& h = handle_of(fi);
+  fs.flush_all(ino, &h);
   std::lock_guard g(h.mu);
   if (int err = fs.flush_locked(h)) return (void)fuse_reply_err(req, err);
-  auto a = fs.client().getattr(ino);
-  if (!a.ok()) return reply_error(req, a.error());
-  auto end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
-  if (end > a->size) {
-    auto t = fs.client().truncate_ino(ino, end);
-    if (!t.ok()) return reply_error(req, t.error());
-    h.attr = *t;
-  }
+  // Grow only, decided inside the edit: a size published meanwhile by another writer is kept.
+  auto t = fs.client().grow_ino(ino, static_cast<uint64_t>(off) + static_cast<uint64_t>(len));
+  if (!t.ok()) return reply_error(req, t.error());
+  h.attr = *t;
   fuse_reply_err(req, 0);
 }
 
 fuse_lowlevel_ops make_ops() {
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
+  ops.destroy = op_destroy;
   ops.lookup = op_lookup;
   ops.forget = op_forget;
   ops.forget_multi = op_forget_multi;

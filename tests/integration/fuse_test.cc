@@ -438,6 +438,27 @@ TEST_F(FuseTest, editorAtomicSave_andInPlaceRewrite) {
   EXPECT_EQ(read_file(f), "SECOND version, longer than the first\n");
 }
 
+// Two descriptors of one file: O_TRUNC through one removes what the other still buffers, and
+// fsync through one makes the other's writes durable (another mount reads them).
+TEST_F(FuseTest, twoDescriptors_truncateAndFsyncCoverEachOther) {
+  fs::path f = mnt() / "log";
+  int a = ::open(f.c_str(), O_CREAT | O_WRONLY | O_APPEND, 0644);
+  ASSERT_GE(a, 0);
+  ASSERT_EQ(::write(a, "first\n", 6), 6);  // buffered in a's handle
+  int t = ::open(f.c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(t, 0);
+  ::close(t);
+  EXPECT_EQ(read_file(f), "");
+  ASSERT_EQ(::write(a, "second\n", 7), 7);
+  Mount other(*c_, root() / "mnt2", root() / "mount2.log");
+  int b = ::open(f.c_str(), O_RDONLY);
+  ASSERT_GE(b, 0);
+  ASSERT_EQ(::fsync(b), 0);
+  EXPECT_EQ(read_file(other.dir() / "log"), "second\n");
+  ::close(b);
+  ::close(a);
+}
+
 TEST_F(FuseTest, twoMounts_seeEachOthersClosedFiles) {
   Mount other(*c_, root() / "mnt2", root() / "mount2.log");
   std::string data(3 << 20, 'k');
