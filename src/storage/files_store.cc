@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <unordered_set>
@@ -64,10 +65,10 @@ class FilesStore final : public SliceStore {
   }
 
   Status raw_read(uint32_t slot, uint64_t off, std::span<std::byte> out) const override {
-    File* f = nullptr;
+    std::shared_ptr<File> f;
     {
       std::lock_guard g(mu_);
-      f = slot < files_.size() ? files_[slot].get() : nullptr;
+      if (slot < files_.size()) f = files_[slot];
     }
     if (!f) {
       auto path = slot_path(slot);
@@ -86,7 +87,7 @@ class FilesStore final : public SliceStore {
   }
 
   Status raw_write(uint32_t slot, uint64_t off, std::span<const std::byte> in) override {
-    MYDFS_ASSIGN(File* f, file_for(slot, true));
+    MYDFS_ASSIGN(std::shared_ptr<File> f, file_for(slot, true));
     MYDFS_TRY(f->pwrite_all(off, in));
     std::lock_guard g(mu_);
     dirty_.insert(slot);
@@ -106,12 +107,10 @@ class FilesStore final : public SliceStore {
       created_ = false;
     }
     for (uint32_t s : dirty) {
-      File* f;
-      {
-        std::lock_guard g(mu_);
-        f = files_[s].get();
-      }
-      Status st = f->datasync();
+      // Closed meanwhile (idle files are closed): syncing another descriptor of the same file
+      // writes back its data all the same.
+      auto f = file_for(s, false);
+      Status st = f.ok() ? (*f)->datasync() : Status(f.take_error());
       if (!st.ok()) {
         std::lock_guard g(mu_);
         dirty_.insert(dirty.begin(), dirty.end());
@@ -125,7 +124,7 @@ class FilesStore final : public SliceStore {
   PayloadFile raw_fd(uint32_t slot) override {
     auto f = file_for(slot, false);
     if (!f.ok()) return {};
-    return {(*f)->fd(), 0};
+    return {(*f)->fd(), 0, *f};
   }
 
  private:
@@ -134,8 +133,11 @@ class FilesStore final : public SliceStore {
     return (fs::path(opt_.path) / "slots" / fmt::format("{:08x}", slot)).string();
   }
 
-  // Opens (and with create, creates) the slot's file; handles stay open for the store's life.
-  Result<File*> file_for(uint32_t slot, bool create) {
+  // Opens (and with create, creates) the slot's file. At most kMaxOpen slot files stay open: the
+  // one opened longest ago is closed first (its users hold it until they are done). A node holds
+  // far more slots than a process may have descriptors.
+  static constexpr size_t kMaxOpen = 2048;
+  Result<std::shared_ptr<File>> file_for(uint32_t slot, bool create) {
     std::lock_guard g(mu_);
     if (slot >= files_.size()) return make_error(Code::BAD_REQUEST, "slot out of range");
     if (!files_[slot]) {
@@ -143,16 +145,24 @@ class FilesStore final : public SliceStore {
       std::error_code ec;
       bool existed = fs::exists(path, ec);
       if (!existed && !create) return make_error(Code::NOT_FOUND, "slot file does not exist");
-      MYDFS_ASSIGN(files_[slot], File::open(path, O_RDWR | O_CREAT));
+      MYDFS_ASSIGN(auto opened, File::open(path, O_RDWR | O_CREAT));
+      files_[slot] = std::move(opened);
       if (!existed) created_ = true;
+      opened_order_.push_back(slot);
+      while (opened_order_.size() > kMaxOpen) {
+        uint32_t old = opened_order_.front();
+        opened_order_.pop_front();
+        if (old != slot && old != 0) files_[old].reset();
+      }
     }
-    return files_[slot].get();
+    return files_[slot];
   }
 
   mutable std::mutex mu_;                      // guards files_ (the vector, not the files), dirty_, created_
 
   std::mutex sync_mu_;  // serializes raw_sync
-  std::vector<std::unique_ptr<File>> files_;   // [0] = superblock file
+  std::vector<std::shared_ptr<File>> files_;   // [0] = superblock file; null: not open
+  std::deque<uint32_t> opened_order_;          // open slot files, oldest first
   std::unordered_set<uint32_t> dirty_;         // slots written since the last sync
   bool created_ = false;                       // a slot file was created since the last sync
 };

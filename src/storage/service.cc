@@ -276,7 +276,7 @@ asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbo
       }
       return rc;
     });
-    out.file = FileRange{pf.fd, static_cast<off_t>(pf.offset), len, {}};
+    out.file = FileRange{pf.fd, static_cast<off_t>(pf.offset), len, pf.keep};
     r.whole = true;
     co_return r;
   }

@@ -61,6 +61,7 @@ class LockPool {
 struct PayloadFile {
   int fd = -1;
   uint64_t offset = 0;
+  std::shared_ptr<const void> keep;  // keeps fd open while held (a backend may close idle files)
 };
 
 class SliceStore {

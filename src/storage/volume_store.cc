@@ -66,7 +66,7 @@ class VolumeStore final : public SliceStore {
 
   Status raw_sync() override { return file_->datasync(); }
 
-  PayloadFile raw_fd(uint32_t slot) override { return {file_->fd(), uint64_t{slot} * kSlotSize}; }
+  PayloadFile raw_fd(uint32_t slot) override { return {file_->fd(), uint64_t{slot} * kSlotSize, nullptr}; }
 
  private:
   std::string tmp_path() const { return opt_.path + ".creating"; }

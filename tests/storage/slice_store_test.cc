@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "common/buffer.h"
@@ -417,6 +419,48 @@ TEST(SliceStoreOpen, badPathAndOptions_clearErrors) {
   auto j = SliceStore::open(o);
   ASSERT_FALSE(j.ok());
   EXPECT_NE(j.error().message.find("not a mydfs store"), std::string::npos) << j.error().message;
+}
+
+// The files backend keeps a bounded number of slot files open: a node holds far more slots than
+// a process may have descriptors, and every slot must still read back (and sync) correctly.
+TEST(FilesStoreDescriptors, moreSlotsThanOpenFiles_allReadBack_descriptorsBounded) {
+  mydfs::testing::TempDir dir;
+  constexpr uint32_t kSlots = 5000;
+  StoreOptions o;
+  o.backend = Backend::FILES;
+  o.path = dir.path() + "/store";
+  o.capacity_slots = kSlots;
+  o.cluster_id = 5;
+  o.group_id = 3;
+  o.node_id = 1;
+  auto opened = SliceStore::open(o);
+  ASSERT_TRUE(opened.ok()) << opened.error().to_string();
+  auto& s = **opened;
+  auto body = [](uint32_t i) { return fmt::format("slice number {} of the files backend", i); };
+  for (uint32_t i = 0; i < kSlots; ++i) {
+    auto loc = s.allocate();
+    ASSERT_TRUE(loc.ok()) << loc.error().to_string();
+    std::string b = body(loc->slot);
+    ASSERT_TRUE(s.write_payload(loc->slot, 0, std::as_bytes(std::span(b))).ok());
+    SlotMeta m;
+    m.loc = *loc;
+    m.state = SlotState::LIVE;
+    m.file_id = 9;
+    m.valid_len = static_cast<uint32_t>(b.size());
+    m.payload_checksum = xxh64(std::as_bytes(std::span(b)));
+    m.applied_index = i + 1;
+    ASSERT_TRUE(s.put_header(m, PayloadCheck::VERIFIED).ok());
+  }
+  ASSERT_TRUE(s.sync().ok());
+  size_t fds = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++fds;
+  EXPECT_LT(fds, 3000u) << "slot files stay open";
+  for (uint32_t slot = 1; slot <= kSlots; ++slot) {
+    ASSERT_TRUE(s.verify(slot).ok()) << slot;
+    std::string want = body(slot), got(want.size(), '\0');
+    ASSERT_TRUE(s.read_payload(slot, 0, std::as_writable_bytes(std::span(got))).ok());
+    ASSERT_EQ(got, want);
+  }
 }
 
 }  // namespace
