@@ -444,7 +444,7 @@ int run(int argc, char** argv) {
   mount_cmd->add_option("MOUNTPOINT", ma.dir, "An existing directory")->required();
   mount_cmd->add_option("-o", ma.options,
                         "Comma-separated options: entry_timeout=SECONDS, attr_timeout=SECONDS (kernel caches, "
-                        "default 1), write_buffer=SIZE (unflushed bytes per open file, default 16MiB), "
+                        "default 1), write_buffer=SIZE (unflushed bytes per open file, default 64MiB), "
                         "max_threads=N (default 16), debug; anything else goes to FUSE (ro, allow_other, ...)")
       ->type_name("OPTIONS");
   mount_cmd->add_flag("-f,--foreground", ma.foreground, "Serve in the foreground (stop with Ctrl-C)");

@@ -13,7 +13,7 @@ struct MountOptions {
   bool debug = false;      // libfuse's own trace of every request
   std::chrono::milliseconds entry_timeout{1000};  // the kernel's cache of names
   std::chrono::milliseconds attr_timeout{1000};   // and of attributes
-  uint64_t write_buffer = 16ull << 20;  // unflushed bytes per open file, at most
+  uint64_t write_buffer = 64ull << 20;  // unflushed bytes per open file, at most
   unsigned max_threads = 16;            // FUSE worker threads
   std::vector<std::string> fuse_options;  // passed to the kernel as -o (allow_other, ro, ...)
 };
