@@ -471,7 +471,8 @@ asio::awaitable<Result<std::string>> Client::pread_async(Attr file, uint64_t off
           st = part.take_error();
           break;
         }
-        out += *part;
+        if (out.empty()) out = std::move(*part);  // most reads lie within one slice: no second copy
+        else out += *part;
         pos += n;
       }
       // The map ends before the range the caller knows to be in the file: it is older than the

@@ -130,6 +130,10 @@ class Fs {
     orphan_dir_ = l->attr.ino;
     return orphan_dir_;
   }
+  bool any_open() {
+    std::lock_guard g(open_mu_);
+    return !open_.empty();
+  }
   bool is_open(uint64_t ino) {
     std::lock_guard g(open_mu_);
     return open_.count(ino) > 0;
@@ -145,6 +149,7 @@ class Fs {
   int hide_if_open(uint64_t parent, const std::string& name, bool for_rename, bool* moved, uint64_t* linked) {
     *moved = false;
     *linked = 0;
+    if (!any_open()) return 0;  // the common case needs no lookup
     auto l = client_->ns_read(NsReadReq{NsReadOp::LOOKUP, parent, name, 0, 0});
     if (!l.ok() || l->err || l->attr.type != FileType::REG || l->attr.nlink > 1 || !is_open(l->attr.ino)) return 0;
     uint64_t ino = l->attr.ino;
@@ -474,7 +479,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   // A file replaced while open here stays readable through its handles: it gets a hidden second
   // link first, so the rename itself stays one atomic step.
   uint64_t linked = 0;
-  if (flags == 0) {
+  if (flags == 0 && fs.any_open()) {
     auto src = fs.client().ns_read(NsReadReq{NsReadOp::LOOKUP, parent, name, 0, 0});
     auto dst = fs.client().ns_read(NsReadReq{NsReadOp::LOOKUP, newparent, newname, 0, 0});
     bool moved = false;

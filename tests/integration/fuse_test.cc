@@ -113,6 +113,13 @@ class FuseTest : public ::testing::Test {
     c_.reset();
   }
   fs::path mnt() const { return m_->dir(); }
+  // Runs the POSIX model in a new subdirectory NAME of the mount against a new local one.
+  std::string model(const std::string& name, const mydfs::testing::ModelOptions& o) {
+    fs::path sub = mnt() / name, ref = root() / ("ref-" + name);
+    fs::create_directories(sub);
+    fs::create_directories(ref);
+    return mydfs::testing::run_posix_model(sub, ref, o);
+  }
   fs::path root() const { return fs::path(dir_.path()); }
   mydfs::testing::TempDir dir_;
   std::unique_ptr<Cluster> c_;
@@ -121,16 +128,12 @@ class FuseTest : public ::testing::Test {
 
 TEST_F(FuseTest, randomOperations_matchALocalDirectory) {
   for (uint64_t seed : {1, 2, 3}) {
-    fs::path sub = mnt() / fmt::format("model{}", seed), ref = root() / fmt::format("ref{}", seed);
-    fs::create_directories(sub);
-    fs::create_directories(ref);
     mydfs::testing::ModelOptions o;
     o.seed = seed;
     o.steps = 120;
     o.max_files = 4;
     o.max_size = 1 << 20;
-    std::string diff = mydfs::testing::run_posix_model(sub, ref, o);
-    EXPECT_EQ(diff, "") << "seed " << seed;
+    EXPECT_EQ(model(fmt::format("model{}", seed), o), "") << "seed " << seed;
   }
 }
 
@@ -144,29 +147,36 @@ TEST_F(FuseTest, randomOperations_longerSequences) {
   uint64_t n = n_env ? std::strtoull(n_env, nullptr, 10) : 2;
   uint64_t first = first_env ? std::strtoull(first_env, nullptr, 10) : 1000;
   for (uint64_t seed = first; seed < first + n; ++seed) {
-    fs::path sub = mnt() / fmt::format("long{}", seed), ref = root() / fmt::format("rlong{}", seed);
-    fs::create_directories(sub);
-    fs::create_directories(ref);
     mydfs::testing::ModelOptions o;
     o.seed = seed;
     o.steps = 400;
     o.max_size = seed % 4 == 0 ? 9 << 20 : 1 << 20;
-    std::string diff = mydfs::testing::run_posix_model(sub, ref, o);
-    ASSERT_EQ(diff, "") << "seed " << seed;
-    fs::remove_all(sub);
+    std::string name = fmt::format("long{}", seed);
+    ASSERT_EQ(model(name, o), "") << "seed " << seed;
+    fs::remove_all(mnt() / name);
   }
 }
 
 TEST_F(FuseTest, randomOperations_acrossSliceBoundaries) {
-  fs::path sub = mnt() / "big", ref = root() / "refbig";
-  fs::create_directories(sub);
-  fs::create_directories(ref);
   mydfs::testing::ModelOptions o;
   o.seed = 11;
   o.steps = 30;
   o.max_files = 2;
   o.max_size = 9 << 20;  // files of more than two 4 MiB slices
-  EXPECT_EQ(mydfs::testing::run_posix_model(sub, ref, o), "");
+  EXPECT_EQ(model("big", o), "");
+}
+
+// A wrong tracker address is an error at mount time, not a dead mount.
+TEST_F(FuseTest, mountOfUnreachableCluster_failsClearly) {
+  fs::path at = root() / "mnt-bad";
+  fs::create_directories(at);
+  std::string out;
+  int rc = sh(fmt::format("{} mount 127.0.0.1:{} {}", mydfs::testing::binary("MYDFS_CLI_BIN"),
+                          mydfs::testing::free_port(), at.string()),
+              &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("cannot reach the cluster"), std::string::npos) << out;
+  EXPECT_FALSE(is_mounted(at));
 }
 
 TEST_F(FuseTest, posixErrors) {
