@@ -7,6 +7,8 @@
 
 #include <boost/asio.hpp>
 
+#include "common/metrics.h"
+
 namespace mydfs {
 
 // Starts work with `start(done)`; `done(T)` may be called once, from any thread. The coroutine
@@ -55,6 +57,26 @@ boost::asio::awaitable<void> run_workers(boost::asio::any_io_executor ex, uint64
         if (--*left == 0) done(true);
       });
   });
+}
+
+// A thread pool whose busy share is measured (run_on counts every task's running time).
+class MeteredPool {
+ public:
+  explicit MeteredPool(size_t threads) : pool_(threads), meter_(threads) {}
+  boost::asio::thread_pool& pool() { return pool_; }
+  PoolMeter& meter() { return meter_; }
+  void join() { pool_.join(); }
+
+ private:
+  boost::asio::thread_pool pool_;
+  PoolMeter meter_;
+};
+
+template <typename Fn>
+auto run_on(MeteredPool& mp, Fn fn) -> boost::asio::awaitable<decltype(fn())> {
+  using T = decltype(fn());
+  PoolMeter* meter = &mp.meter();
+  co_return co_await run_on(mp.pool(), [meter, fn = std::move(fn)]() mutable -> T { return meter->busy(fn); });
 }
 
 }  // namespace mydfs

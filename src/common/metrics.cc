@@ -47,9 +47,45 @@ Histogram* Metrics::histogram(const std::string& name, const std::string& labels
   return slot.get();
 }
 
-void Metrics::gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn) {
+void Metrics::gauge_fn(const std::string& name, const std::string& labels, const std::string& help,
+                       std::function<double()> fn) {
   std::lock_guard g(mu_);
-  family(name, "gauge", help).fn = std::move(fn);
+  family(name, "gauge", help).fns[labels] = std::move(fn);
+}
+
+static int64_t now_sec() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void RateWindow::add(uint64_t n) { add_at(now_sec(), n); }
+
+void RateWindow::add_at(int64_t sec, uint64_t n) {
+  std::lock_guard g(mu_);
+  Bucket& b = b_[static_cast<size_t>(sec % kBuckets)];
+  if (b.sec != sec) b = Bucket{sec, 0};
+  b.n += n;
+}
+
+double RateWindow::rate_at(int64_t now, int seconds) const {
+  std::lock_guard g(mu_);
+  uint64_t sum = 0;
+  for (const Bucket& b : b_)
+    if (b.sec < now && b.sec >= now - seconds) sum += b.n;
+  return static_cast<double>(sum) / seconds;
+}
+
+double RateWindow::rate_1s() const { return rate_at(now_sec(), 1); }
+double RateWindow::rate_1m() const { return rate_at(now_sec(), 60); }
+
+void PoolMeter::export_to(Metrics& m, const std::string& name) {
+  std::string l = "pool=\"" + name + "\"";
+  m.gauge_fn("mydfs_pool_threads", l, "Threads of a worker pool", [this] { return static_cast<double>(threads_); });
+  m.gauge_fn("mydfs_pool_busy_threads", l, "Threads of a worker pool running a task now",
+             [this] { return static_cast<double>(busy_now()); });
+  m.gauge_fn("mydfs_pool_utilization", l + ",window=\"1s\"", "Busy share of a worker pool's threads (0..1)",
+             [this] { return utilization_1s(); });
+  m.gauge_fn("mydfs_pool_utilization", l + ",window=\"1m\"", "Busy share of a worker pool's threads (0..1)",
+             [this] { return utilization_1m(); });
 }
 
 static std::string series(const std::string& name, const std::string& labels) {
@@ -63,7 +99,7 @@ std::string Metrics::prometheus() const {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, f.help, name, f.type);
     for (const auto& [l, c] : f.counters) out += fmt::format("{} {}\n", series(name, l), c->get());
     for (const auto& [l, c] : f.gauges) out += fmt::format("{} {}\n", series(name, l), c->get());
-    if (f.fn) out += fmt::format("{} {}\n", name, f.fn());
+    for (const auto& [l, fn] : f.fns) out += fmt::format("{} {}\n", series(name, l), fn());
     for (const auto& [l, h] : f.histograms) {
       std::string sep = l.empty() ? "" : l + ",";
       uint64_t cum = 0;
@@ -87,7 +123,7 @@ double Metrics::value(const std::string& name, const std::string& labels) const 
   const Family& f = it->second;
   if (auto c = f.counters.find(labels); c != f.counters.end()) return static_cast<double>(c->second->get());
   if (auto c = f.gauges.find(labels); c != f.gauges.end()) return static_cast<double>(c->second->get());
-  if (f.fn) return f.fn();
+  if (auto c = f.fns.find(labels); c != f.fns.end()) return c->second();
   return 0;
 }
 

@@ -3,6 +3,7 @@
 // lifetime, so hot paths keep a pointer and only do an atomic add.
 #pragma once
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,60 @@ struct Histogram {
   void observe_ns(uint64_t ns);
 };
 
+// Events per second over the last complete second and the last complete minute: 64 one-second
+// buckets stamped with their second, so an idle stretch reads as zero without a ticking thread.
+class RateWindow {
+ public:
+  void add(uint64_t n = 1);
+  double rate_1s() const;  // events in the last complete second
+  double rate_1m() const;  // events in the last 60 complete seconds / 60
+  // For tests: the same with an explicit clock (seconds since any epoch).
+  void add_at(int64_t sec, uint64_t n);
+  double rate_at(int64_t now_sec, int seconds) const;
+
+ private:
+  static constexpr int kBuckets = 64;
+  struct Bucket {
+    int64_t sec = -1;
+    uint64_t n = 0;
+  };
+  mutable std::mutex mu_;
+  std::array<Bucket, kBuckets> b_{};
+};
+
+// Busy share of a worker pool: callers wrap each task in busy(); utilization is busy thread-seconds
+// per second of the last complete second, over the pool's threads.
+class PoolMeter {
+ public:
+  explicit PoolMeter(size_t threads) : threads_(threads) {}
+  size_t threads() const { return threads_; }
+  int64_t busy_now() const { return busy_.load(std::memory_order_relaxed); }
+  double utilization_1s() const { return busy_ns_.rate_1s() / 1e9 / static_cast<double>(threads_); }
+  double utilization_1m() const { return busy_ns_.rate_1m() / 1e9 / static_cast<double>(threads_); }
+  template <typename Fn>
+  auto busy(Fn&& fn) -> decltype(fn()) {
+    busy_.fetch_add(1, std::memory_order_relaxed);
+    auto t0 = std::chrono::steady_clock::now();
+    struct Done {
+      PoolMeter* m;
+      std::chrono::steady_clock::time_point t0;
+      ~Done() {
+        m->busy_ns_.add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::steady_clock::now() - t0).count()));
+        m->busy_.fetch_sub(1, std::memory_order_relaxed);
+      }
+    } done{this, t0};
+    return fn();
+  }
+  // Registers mydfs_pool_* gauges for this pool (pool="name") on m.
+  void export_to(class Metrics& m, const std::string& name);
+
+ private:
+  size_t threads_;
+  std::atomic<int64_t> busy_{0};
+  RateWindow busy_ns_;
+};
+
 class Metrics {
  public:
   // name must be a valid Prometheus metric name; labels is the inside of {...} or "".
@@ -44,7 +99,11 @@ class Metrics {
   Gauge* gauge(const std::string& name, const std::string& labels, const std::string& help);
   Histogram* histogram(const std::string& name, const std::string& labels, const std::string& help);
   // A gauge whose value is computed when rendered.
-  void gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn);
+  void gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn) {
+    gauge_fn(name, "", help, std::move(fn));
+  }
+  void gauge_fn(const std::string& name, const std::string& labels, const std::string& help,
+                std::function<double()> fn);
 
   std::string prometheus() const;
   // Value of a counter or gauge by name and labels (tests, /status).
@@ -56,7 +115,7 @@ class Metrics {
     std::map<std::string, std::unique_ptr<Counter>> counters;
     std::map<std::string, std::unique_ptr<Gauge>> gauges;
     std::map<std::string, std::unique_ptr<Histogram>> histograms;
-    std::function<double()> fn;
+    std::map<std::string, std::function<double()>> fns;
   };
   Family& family(const std::string& name, const char* type, const std::string& help);
   mutable std::mutex mu_;  // guards families_ (not the values, which are atomics)

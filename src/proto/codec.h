@@ -2,6 +2,7 @@
 // and becomes "failed" (sticky) instead of reading past the end, so a decoder is a straight
 // sequence of reads followed by one ok() check.
 #pragma once
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -20,6 +21,7 @@ class Writer {
   void u32(uint32_t v) { put_le(v); }
   void u64(uint64_t v) { put_le(v); }
   void i64(int64_t v) { put_le(static_cast<uint64_t>(v)); }
+  void f64(double v) { put_le(std::bit_cast<uint64_t>(v)); }
   void boolean(bool v) { u8(v ? 1 : 0); }
   void str(std::string_view s) {  // u32 length + bytes
     u32(static_cast<uint32_t>(s.size()));
@@ -51,6 +53,7 @@ class Reader {
   uint16_t u16() { return get_le<uint16_t>(); }
   uint32_t u32() { return get_le<uint32_t>(); }
   uint64_t u64() { return get_le<uint64_t>(); }
+  double f64() { return std::bit_cast<double>(get_le<uint64_t>()); }
   int64_t i64() { return static_cast<int64_t>(get_le<uint64_t>()); }
   bool boolean() {
     uint8_t v = u8();

@@ -218,7 +218,11 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
                                                   asio::buffer(in->bulk.data(), in->bulk.size())};
       co_await asio::async_read(sock_, bufs, whole_frame, redirect_error(use_awaitable, ec));
       if (ec) break;
-      srv_->bytes_in->inc(kFrameHeaderSize + d.header.payload_len + d.header.bulk_len);
+      if (srv_->opt.metrics) {
+        uint64_t n = kFrameHeaderSize + d.header.payload_len + d.header.bulk_len;
+        srv_->bytes_in->inc(n);
+        srv_->bytes_in_rate.add(n);
+      }
       // Back-pressure: stop reading while too many requests of this connection are in flight or
       // too many reply bytes wait to be sent (a peer that does not read its replies). Waiting
       // here is the server's choice, so no deadline runs meanwhile.
@@ -236,9 +240,14 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
 
   awaitable<void> serve(std::shared_ptr<Inbound> in) {
     auto self = shared_from_this();
-    auto start = Clock::now();
-    srv_->in_flight->add(1);
-    srv_->requests_total->inc();
+    // Every request is counted here, in one place: totals, per method, rates, latency, bytes.
+    const bool metered = srv_->opt.metrics;
+    auto start = metered ? Clock::now() : Clock::time_point();
+    if (metered) {
+      srv_->in_flight->add(1);
+      srv_->requests_total->inc();
+      srv_->requests_rate.add(1);
+    }
     Outbound out;
     auto it = srv_->routes.find(in->header.type);
     Route* route = it == srv_->routes.end() ? nullptr : &it->second;
@@ -248,7 +257,10 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
                                  fmt::format("method 0x{:04x} is not served here", in->header.type)));
       out.payload = w.take();
     } else {
-      route->requests->inc();
+      if (metered) {
+        route->requests->inc();
+        route->rate->add(1);
+      }
       try {
         out = co_await route->handler(*in);
       } catch (const std::exception& e) {
@@ -258,9 +270,11 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
         out = Outbound{};
         out.payload = w.take();
       }
-      if (out.payload.size() >= 2 && (out.payload[0] != 0 || out.payload[1] != 0)) route->errors->inc();
-      route->latency->observe_ns(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count()));
+      if (metered) {
+        if (out.payload.size() >= 2 && (out.payload[0] != 0 || out.payload[1] != 0)) route->errors->inc();
+        route->latency->observe_ns(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count()));
+      }
     }
     OutFrame f;
     FrameHeader rh;
@@ -268,14 +282,20 @@ class RpcServer::Conn : public std::enable_shared_from_this<RpcServer::Conn> {
     rh.type = in->header.type;
     rh.request_id = in->header.request_id;
     rh.payload_len = static_cast<uint32_t>(out.payload.size());
-    rh.bulk_len = static_cast<uint32_t>(out.file.fd >= 0 ? out.file.len : out.bulk.size());
+    rh.bulk_len = static_cast<uint32_t>(out.file.fd >= 0 ? out.file.len
+                                        : !out.bulk.empty() ? out.bulk.size()
+                                                            : out.shared.bytes.size());
     f.header = encode_frame(rh);
-    srv_->bytes_out->inc(kFrameHeaderSize + rh.payload_len + rh.bulk_len);
+    if (metered) {
+      srv_->bytes_out->inc(kFrameHeaderSize + rh.payload_len + rh.bulk_len);
+      srv_->bytes_out_rate.add(kFrameHeaderSize + rh.payload_len + rh.bulk_len);
+    }
     f.payload = std::move(out.payload);
     f.bulk_buf = std::move(out.bulk);
+    if (f.bulk_buf.empty()) f.bulk = std::move(out.shared);
     f.file = std::move(out.file);
     writer_.push(std::move(f));
-    srv_->in_flight->add(-1);
+    if (metered) srv_->in_flight->add(-1);
     --in_flight_;
     slot_free_.cancel_one();
   }
@@ -301,6 +321,30 @@ RpcServer::RpcServer(asio::io_context& io, ServerOptions opt, Metrics* metrics, 
   sh.bytes_out = metrics_->counter("mydfs_rpc_bytes_out_total", "", "Bytes sent in RPC frames");
   sh.in_flight = metrics_->gauge("mydfs_rpc_in_flight", "", "RPC requests being handled");
   sh.connections = metrics_->gauge("mydfs_rpc_connections", "", "Open RPC connections");
+  if (!opt.metrics) return;
+  for (const char* w : {"1s", "1m"}) {
+    bool sec = w[1] == 's';
+    std::string l = fmt::format("window=\"{}\"", w);
+    auto shp = shared_;  // the gauges keep it alive as long as the registry
+    metrics_->gauge_fn("mydfs_rpc_requests_per_second", l, "RPC requests per second over the window",
+                       [shp, sec] { return sec ? shp->requests_rate.rate_1s() : shp->requests_rate.rate_1m(); });
+    metrics_->gauge_fn("mydfs_rpc_bytes_in_per_second", l, "Bytes received per second over the window",
+                       [shp, sec] { return sec ? shp->bytes_in_rate.rate_1s() : shp->bytes_in_rate.rate_1m(); });
+    metrics_->gauge_fn("mydfs_rpc_bytes_out_per_second", l, "Bytes sent per second over the window",
+                       [shp, sec] { return sec ? shp->bytes_out_rate.rate_1s() : shp->bytes_out_rate.rate_1m(); });
+  }
+}
+
+RpcServer::Rates RpcServer::rates() const {
+  const Shared& sh = *shared_;
+  Rates r;
+  r.qps_1s = sh.requests_rate.rate_1s();
+  r.qps_1m = sh.requests_rate.rate_1m();
+  r.bytes_in_1s = sh.bytes_in_rate.rate_1s();
+  r.bytes_out_1s = sh.bytes_out_rate.rate_1s();
+  r.bytes_in_1m = sh.bytes_in_rate.rate_1m();
+  r.bytes_out_1m = sh.bytes_out_rate.rate_1m();
+  return r;
 }
 
 Status RpcServer::listen(const std::string& host, uint16_t port) {
@@ -327,6 +371,14 @@ void RpcServer::handle(Method m, Handler h) {
                                "RPC replies with a non-OK status per method");
   r.latency = metrics_->histogram("mydfs_rpc_latency_seconds", "method=\"" + name + "\"",
                                   "RPC handling latency per method");
+  r.rate = std::make_unique<RateWindow>();
+  if (shared_->opt.metrics) {
+    std::shared_ptr<RateWindow> rw(shared_, r.rate.get());  // aliasing: keeps Shared (and the route) alive
+    metrics_->gauge_fn("mydfs_rpc_method_requests_per_second", "method=\"" + name + "\",window=\"1s\"",
+                       "RPC requests per second per method over the window", [rw] { return rw->rate_1s(); });
+    metrics_->gauge_fn("mydfs_rpc_method_requests_per_second", "method=\"" + name + "\",window=\"1m\"",
+                       "RPC requests per second per method over the window", [rw] { return rw->rate_1m(); });
+  }
   shared_->routes[static_cast<uint16_t>(m)] = std::move(r);
 }
 

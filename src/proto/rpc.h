@@ -68,7 +68,8 @@ struct Inbound {
 struct Outbound {
   std::string payload;  // status envelope + message
   AlignedBuffer bulk;   // either bulk from memory ...
-  FileRange file;       // ... or from a file (file.fd >= 0); not both
+  Bulk shared;          // ... or from memory others hold too (the hot-slice cache) ...
+  FileRange file;       // ... or from a file (file.fd >= 0); only one of the three
 };
 
 // One frame queued for writing.
@@ -111,6 +112,7 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{600000};  // no frame at all
   uint32_t max_in_flight = 64;                      // per connection; reading pauses beyond
   size_t max_queued_bytes = 64u << 20;              // replies not yet sent; reading pauses beyond
+  bool metrics = true;  // count requests, bytes, latency and rates (off: only connections)
 };
 
 class RpcServer {
@@ -142,6 +144,7 @@ class RpcServer {
       } else {
         encode_error(w, res.error());
         out.bulk = AlignedBuffer();
+        out.shared = Bulk();
         out.file = FileRange();
       }
       out.payload = w.take();
@@ -150,6 +153,11 @@ class RpcServer {
   }
 
   Metrics* metrics() const { return metrics_; }
+  // Requests and bytes per second over the last complete second / minute.
+  struct Rates {
+    double qps_1s = 0, qps_1m = 0, bytes_in_1s = 0, bytes_out_1s = 0, bytes_in_1m = 0, bytes_out_1m = 0;
+  };
+  Rates rates() const;
 
  private:
   class Conn;
@@ -159,6 +167,7 @@ class RpcServer {
     Counter* requests = nullptr;
     Counter* errors = nullptr;
     Histogram* latency = nullptr;
+    std::unique_ptr<RateWindow> rate;
   };
   // What connections use, shared with them so a connection that outlives the server object
   // (its coroutines finish after stop()) never touches freed memory. The Metrics must outlive
@@ -172,6 +181,7 @@ class RpcServer {
     Counter* bytes_out;
     Gauge* in_flight;
     Gauge* connections;
+    RateWindow requests_rate, bytes_in_rate, bytes_out_rate;
   };
 
   asio::io_context& io_;
