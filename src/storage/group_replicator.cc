@@ -220,6 +220,7 @@ Replicator::RoleInfo GroupReplicator::role_info() const {
     default: r.role = "candidate"; break;
   }
   r.term = inf.term;
+  r.commit = inf.commit;
   r.leader = address_of(inf.leader);
   return r;
 }

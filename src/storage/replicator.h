@@ -34,8 +34,13 @@ class Replicator {
     std::string role = "leader";  // leader | follower | candidate
     uint64_t term = 0;
     std::string leader;           // RPC address of the leader this member knows ("" if none)
+    uint64_t commit = 0;          // highest log index known committed
   };
-  virtual RoleInfo role_info() const { return {"leader", 0, ""}; }
+  virtual RoleInfo role_info() const {
+    RoleInfo r;
+    r.commit = applied_index();  // one node: what is applied is what is committed
+    return r;
+  }
   virtual void stop() = 0;
 };
 

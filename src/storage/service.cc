@@ -18,7 +18,7 @@ using namespace mydfs::proto;
 
 constexpr int kReadAheadSlices = 3;  // slices of a chain read ahead behind a whole-slice read
 
-StorageService::StorageService(SliceStore& store, Replicator& repl, asio::thread_pool& io_pool, uint32_t node_id)
+StorageService::StorageService(SliceStore& store, Replicator& repl, MeteredPool& io_pool, uint32_t node_id)
     : store_(store), repl_(repl), io_pool_(io_pool), node_id_(node_id) {}
 
 asio::awaitable<Result<SlotMeta>> StorageService::mutate(Command cmd, AlignedBuffer data) {
@@ -247,6 +247,10 @@ asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbo
     co_return make_error(Code::NOT_FOUND, fmt::format("{} holds no committed data", req.loc));
   if (req.offset > m.valid_len)
     co_return make_error(Code::BAD_REQUEST, fmt::format("read offset {} past valid_len {}", req.offset, m.valid_len));
+  if (stats_ && stats_->hot(stats_->record_read(m)) && stats_->cache_enabled()) {
+    auto hot = co_await read_hot(req, m, out);
+    if (hot) co_return std::move(*hot);
+  }
   uint32_t len = std::min(req.len, m.valid_len - req.offset);
   ReadResp r;
   r.offset = req.offset;
@@ -294,6 +298,45 @@ asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbo
   r.range_checksum = xxh64(buf.span());
   out.bulk = std::move(buf);
   co_return r;
+}
+
+asio::awaitable<std::optional<Result<ReadResp>>> StorageService::read_hot(const ReadReq& req, const SlotMeta& m,
+                                                                        Outbound& out) {
+  std::shared_ptr<const AlignedBuffer> bytes = stats_->lookup(m);
+  SlotMeta meta = m;
+  if (!bytes) {
+    // Load the whole slice under the slot's lock and keep it only if it matches its header.
+    uint32_t slot = req.loc.slot;
+    auto loaded = co_await run_on(io_pool_, [&]() -> Result<std::pair<SlotMeta, std::shared_ptr<AlignedBuffer>>> {
+      std::shared_lock lock(store_.locks().of(slot));
+      MYDFS_TRY(store_.verify(slot));
+      MYDFS_ASSIGN(SlotMeta now, store_.resolve(req.loc));
+      auto buf = std::make_shared<AlignedBuffer>(now.valid_len);
+      MYDFS_TRY(store_.read_payload(slot, 0, buf->span()));
+      if (xxh64(buf->span()) != now.payload_checksum)
+        return make_error(Code::CONFLICT, "slice bytes do not match the header yet");
+      return std::make_pair(now, std::move(buf));
+    });
+    if (!loaded.ok() || loaded->first.state != SlotState::LIVE) co_return std::nullopt;
+    meta = loaded->first;
+    bytes = std::move(loaded->second);
+    stats_->insert(meta, bytes);
+  }
+  if (req.offset > meta.valid_len) co_return std::nullopt;  // it shrank: the store path answers
+  uint32_t len = std::min(req.len, meta.valid_len - req.offset);
+  ReadResp r;
+  r.offset = req.offset;
+  r.meta = meta;
+  if (req.offset == 0 && len == meta.valid_len && len > 0) {
+    out.shared.bytes = bytes->span();
+    out.shared.owner = bytes;
+    r.whole = true;
+  } else {
+    auto part = bytes->span().subspan(req.offset, len);
+    out.bulk = AlignedBuffer::copy_of(part);
+    r.range_checksum = xxh64(part);
+  }
+  co_return Result<ReadResp>(std::move(r));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,17 +7,21 @@
 
 #include <boost/asio.hpp>
 
+#include "common/async.h"
 #include "common/metrics.h"
 #include "proto/rpc.h"
 #include "storage/replicator.h"
+#include "storage/slice_stats.h"
 #include "storage/slice_store.h"
 
 namespace mydfs::storage {
 
 class StorageService {
  public:
-  StorageService(SliceStore& store, Replicator& repl, boost::asio::thread_pool& io_pool, uint32_t node_id);
+  StorageService(SliceStore& store, Replicator& repl, MeteredPool& io_pool, uint32_t node_id);
   void register_routes(proto::RpcServer& server);
+  // Counts reads per slice and answers hot slices from memory (null: neither). Set before start.
+  void set_slice_stats(SliceStats* stats) { stats_ = stats; }
 
   // Walk logic, shared with tests: headers of consecutive local slices from loc.
   proto::WalkResp walk(Location loc, uint32_t max) const;
@@ -37,11 +41,17 @@ class StorageService {
 
   boost::asio::awaitable<Result<SlotMeta>> mutate(Command cmd, AlignedBuffer data);
   boost::asio::awaitable<Result<proto::ReadResp>> read(const proto::ReadReq& req, proto::Outbound& out);
+  // A read of a hot slice: from the cache, loading it there first if needed. nullopt: serve it
+  // from the store instead (the slice changed under the load, or is not cacheable).
+  boost::asio::awaitable<std::optional<Result<proto::ReadResp>>> read_hot(const proto::ReadReq& req,
+                                                                           const proto::SlotMeta& m,
+                                                                           proto::Outbound& out);
 
   SliceStore& store_;
   Replicator& repl_;
-  boost::asio::thread_pool& io_pool_;
+  MeteredPool& io_pool_;
   uint32_t node_id_;
+  SliceStats* stats_ = nullptr;
   // Recovery state, touched only on the io_context's thread.
   std::string tracker_address_;
   std::chrono::milliseconds tx_timeout_{10000};

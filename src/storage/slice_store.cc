@@ -200,7 +200,9 @@ Result<SlotMeta> SliceStore::resolve(Location loc) const {
 Status SliceStore::write_payload(uint32_t slot, uint32_t offset, std::span<const std::byte> data) {
   if (slot == 0 || slot > capacity_ || offset > kPayloadCapacity || data.size() > kPayloadCapacity - offset)
     return make_error(Code::BAD_REQUEST, "payload write out of range");
-  return raw_write(slot, kHeaderBlock + offset, data);
+  Status st = raw_write(slot, kHeaderBlock + offset, data);
+  if (change_hook_) change_hook_(slot);
+  return st;
 }
 
 Status SliceStore::read_payload(uint32_t slot, uint32_t offset, std::span<std::byte> out) const {
@@ -254,21 +256,24 @@ Status SliceStore::put_header(const SlotMeta& m, PayloadCheck check) {
   unsigned char copy[kHeaderCopySize];
   encode_header(h, copy);
   MYDFS_TRY(raw_write(s, kHeaderCopyOffset[h.seq % 2], std::as_bytes(std::span(copy))));
-  std::lock_guard g(table_mu_);
-  Entry& e = table_[s];
-  e.meta = h.meta;
-  e.seq = h.seq;
-  e.corrupt = false;
-  e.allocated = false;
-  if (check != PayloadCheck::KEEP) e.verified = check == PayloadCheck::VERIFIED;
-  if (m.state == SlotState::DELETED) free_.insert(s);
-  else free_.erase(s);
-  free_count_ = free_.size();
-  if (s >= hwm_.load()) {
-    // A header for a slot above the mark (log replay): move the mark past it.
-    uint32_t h2 = hwm_.load();
-    while (h2 <= s && !hwm_.compare_exchange_weak(h2, s + 1)) {}
+  {
+    std::lock_guard g(table_mu_);
+    Entry& e = table_[s];
+    e.meta = h.meta;
+    e.seq = h.seq;
+    e.corrupt = false;
+    e.allocated = false;
+    if (check != PayloadCheck::KEEP) e.verified = check == PayloadCheck::VERIFIED;
+    if (m.state == SlotState::DELETED) free_.insert(s);
+    else free_.erase(s);
+    free_count_ = free_.size();
+    if (s >= hwm_.load()) {
+      // A header for a slot above the mark (log replay): move the mark past it.
+      uint32_t h2 = hwm_.load();
+      while (h2 <= s && !hwm_.compare_exchange_weak(h2, s + 1)) {}
+    }
   }
+  if (change_hook_) change_hook_(s);
   return ok_status();
 }
 

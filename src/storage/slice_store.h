@@ -8,6 +8,7 @@
 // short copies only. Callers that need a sequence of operations on one slot to be atomic
 // (the group state machine, readers) hold that slot's lock from locks() around the sequence.
 #pragma once
+#include <functional>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -107,6 +108,10 @@ class SliceStore {
 
   LockPool& locks() { return locks_; }
 
+  // Called with the slot number after every write_payload and put_header (the hot-slice cache
+  // drops its copy). Set once, before the store is shared between threads.
+  void set_change_hook(std::function<void(uint32_t slot)> hook) { change_hook_ = std::move(hook); }
+
  protected:
   explicit SliceStore(StoreOptions opt) : opt_(std::move(opt)) {}
   // Backend I/O. Slot 0 is the superblock region. Reads past what was ever written return zeros.
@@ -142,6 +147,7 @@ class SliceStore {
   uint32_t capacity_ = 0;               // fixed after open
   mutable std::mutex table_mu_;         // guards table_, free_, sb_
   std::vector<Entry> table_;            // index = slot number; [0] unused
+  std::function<void(uint32_t)> change_hook_;
   std::set<uint32_t> free_;             // DELETED slots ready for reuse, lowest first
   std::atomic<size_t> free_count_{0};   // free_.size(), readable without the lock
   std::atomic<uint32_t> hwm_{1};        // first never-used slot; advanced by CAS in allocate()
