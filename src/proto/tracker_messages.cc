@@ -67,16 +67,37 @@ void AllocateResp::decode(Reader& r) {
 void HeartbeatReq::encode(Writer& w) const {
   w.u32(node_id); w.u32(group_id); w.str(address); w.str(http); w.str(role); w.u64(term);
   w.u32(free_slots); w.u32(high_water); w.u32(capacity_slots); w.u32(in_flight);
-  uint64_t q;
-  std::memcpy(&q, &qps, 8);
-  w.u64(q);
+  w.f64(qps);
+  load.encode(w);
 }
 
 void HeartbeatReq::decode(Reader& r) {
   node_id = r.u32(); group_id = r.u32(); address = r.str(256); http = r.str(256); role = r.str(32);
   term = r.u64(); free_slots = r.u32(); high_water = r.u32(); capacity_slots = r.u32(); in_flight = r.u32();
-  uint64_t q = r.u64();
-  std::memcpy(&qps, &q, 8);
+  qps = r.f64();
+  load.decode(r);
+}
+
+void NodeLoad::encode(Writer& w) const {
+  for (double d : {qps_1m, bytes_in_per_s, bytes_out_per_s, pool_utilization, cpu_seconds, uptime_seconds}) w.f64(d);
+  for (uint64_t v : {commit_index, applied_index, rss_bytes, hot_cache_hits, hot_cache_misses, hot_cache_bytes}) w.u64(v);
+  w.u32(static_cast<uint32_t>(hot.size()));
+  for (const auto& h : hot) {
+    w.u32(h.slot); w.u32(h.gen); w.u64(h.file_id); w.u64(h.reads); w.u64(h.reads_all_time); w.boolean(h.cached);
+  }
+}
+
+void NodeLoad::decode(Reader& r) {
+  for (double* d : {&qps_1m, &bytes_in_per_s, &bytes_out_per_s, &pool_utilization, &cpu_seconds, &uptime_seconds})
+    *d = r.f64();
+  for (uint64_t* v : {&commit_index, &applied_index, &rss_bytes, &hot_cache_hits, &hot_cache_misses, &hot_cache_bytes})
+    *v = r.u64();
+  uint32_t n = r.count(33, kMaxHot);
+  hot.resize(n);
+  for (auto& h : hot) {
+    h.slot = r.u32(); h.gen = r.u32(); h.file_id = r.u64(); h.reads = r.u64(); h.reads_all_time = r.u64();
+    h.cached = r.boolean();
+  }
 }
 
 void AddGroupReq::encode(Writer& w) const {

@@ -83,6 +83,29 @@ struct HeartbeatResp {
   void encode(Writer& w) const { w.u32(interval_ms); }
   void decode(Reader& r) { interval_ms = r.u32(); }
 };
+// A slice a storage node reads often (its hot-slice list in heartbeats).
+struct HotSlice {
+  uint32_t slot = 0, gen = 0;
+  uint64_t file_id = 0;         // inode of the owning file
+  uint64_t reads = 0;           // since the node started
+  uint64_t reads_all_time = 0;
+  bool cached = false;          // answered from memory now
+  friend bool operator==(const HotSlice&, const HotSlice&) = default;
+};
+
+// A storage node's load and health as its heartbeat reports them (for the dashboard and top).
+struct NodeLoad {
+  static constexpr size_t kMaxHot = 10;
+  double qps_1m = 0, bytes_in_per_s = 0, bytes_out_per_s = 0, pool_utilization = 0;
+  double cpu_seconds = 0, uptime_seconds = 0;
+  uint64_t commit_index = 0, applied_index = 0, rss_bytes = 0;
+  uint64_t hot_cache_hits = 0, hot_cache_misses = 0, hot_cache_bytes = 0;
+  std::vector<HotSlice> hot;    // most read since start first, at most kMaxHot
+  void encode(Writer& w) const;
+  void decode(Reader& r);
+  friend bool operator==(const NodeLoad&, const NodeLoad&) = default;
+};
+
 struct HeartbeatReq {
   static constexpr Method kMethod = Method::HEARTBEAT;
   using Response = HeartbeatResp;
@@ -91,6 +114,7 @@ struct HeartbeatReq {
   uint64_t term = 0;
   uint32_t free_slots = 0, high_water = 0, capacity_slots = 0, in_flight = 0;
   double qps = 0;
+  NodeLoad load;
   void encode(Writer& w) const;
   void decode(Reader& r);
 };

@@ -50,6 +50,11 @@ struct Config {
   uint32_t election_ticks = 10;
   uint64_t compact_after = 4096;
   bool join = false;
+  std::string metrics = "on";         // on | off: the RPC dispatcher's counting, read counts, hot cache
+  uint64_t hot_after = 20;            // reads since start that make a slice hot
+  std::string hot_cache = "256MiB";   // memory for hot slices
+  uint32_t read_counts_save_s = 60;   // persist all-time read counts this often
+  double stats_interval = 0;          // log a stats line this often (0 = never)
 };
 
 // "1=127.0.0.1:7101" -> (1, "127.0.0.1:7101")
@@ -106,6 +111,15 @@ int main(int argc, char** argv) {
                  "The group's members as ID=HOST:PORT (RPC addresses, this node included, comma or space separated); "
                  "with them the group replicates by Raft, without them this node is a group of one")
       ->delimiter(',');
+  app.add_option("--metrics", c.metrics,
+                 "on | off: count requests, rates, latency and per-slice reads, and cache hot slices")
+      ->capture_default_str();
+  app.add_option("--hot-after", c.hot_after, "Reads since start that make a slice hot (0 = never)")->capture_default_str();
+  app.add_option("--hot-cache", c.hot_cache, "Memory for hot slices, e.g. 256MiB (0 = no cache)")->capture_default_str();
+  app.add_option("--read-counts-save-seconds", c.read_counts_save_s,
+                 "Persist the all-time per-slice read counts this often (and at shutdown)")->capture_default_str();
+  app.add_option("--stats-interval", c.stats_interval, "Log a line of load figures every this many seconds (0 = never)")
+      ->capture_default_str();
   app.add_option("--raft-tick-ms", c.tick_ms, "Raft tick")->capture_default_str();
   app.add_option("--election-ticks", c.election_ticks, "Election timeout in ticks (randomized up to twice this)")
       ->capture_default_str();
@@ -137,6 +151,11 @@ int main(int argc, char** argv) {
   if (c.max_batch < 1 || c.max_in_flight < 1 || c.frame_timeout_ms < 1 || c.idle_timeout_ms < 1)
     return fail("--max-batch, --max-in-flight and the timeouts must be positive");
   if (c.tx_timeout_ms < 100) return fail("--tx-timeout-ms must be at least 100");
+  if (c.metrics != "on" && c.metrics != "off") return fail(fmt::format("--metrics must be on or off, not '{}'", c.metrics));
+  auto hot_cache = c.hot_cache == "0" ? Result<uint64_t>(uint64_t{0}) : parse_size(c.hot_cache);
+  if (!hot_cache.ok()) return fail("--hot-cache: " + hot_cache.error().message);
+  if (c.read_counts_save_s < 1) return fail("--read-counts-save-seconds must be positive");
+  if (c.stats_interval < 0 || c.stats_interval > 86400) return fail("--stats-interval must be 0..86400 seconds");
   std::optional<HostPort> tracker_addr;
   if (!c.tracker.empty()) {
     auto t = parse_host_port(c.tracker);
@@ -217,8 +236,33 @@ int main(int argc, char** argv) {
   metrics.gauge_fn("mydfs_storage_slots_free", "Slots free (never used or deleted)", [&] { return st.free_slots(); });
   metrics.gauge_fn("mydfs_storage_high_water", "First never-used slot", [&] { return st.high_water(); });
 
-  asio::thread_pool io_pool(c.io_threads);
+  MeteredPool io_pool(c.io_threads);
+  io_pool.meter().export_to(metrics, "disk");
+  const bool metered = c.metrics == "on";
+  std::unique_ptr<storage::SliceStats> slice_stats;
+  if (metered) {
+    storage::SliceStatsOptions sso;
+    sso.path = c.data + "/slice-reads";
+    sso.hot_after = c.hot_after;
+    sso.cache_bytes = *hot_cache;
+    slice_stats = std::make_unique<storage::SliceStats>(sso, &metrics);
+    if (auto s = slice_stats->load(); !s.ok()) spdlog::warn("{}", s.error().message);
+    st.set_change_hook([p = slice_stats.get()](uint32_t slot) { p->invalidate(slot); });
+  }
+  metrics.gauge_fn("mydfs_raft_term", "Raft term this member is in (0: group of one)", [&] {
+    return static_cast<double>(repl->role_info().term);
+  });
+  metrics.gauge_fn("mydfs_raft_commit_index", "Highest log index known committed", [&] {
+    return static_cast<double>(repl->role_info().commit);
+  });
+  metrics.gauge_fn("mydfs_raft_applied_index", "Highest log index applied to the store", [&] {
+    return static_cast<double>(repl->applied_index());
+  });
+  for (const char* role : {"leader", "follower", "candidate"})
+    metrics.gauge_fn("mydfs_raft_role", fmt::format("role=\"{}\"", role), "1 for the role this member has now",
+                     [&, role] { return repl->role_info().role == role ? 1.0 : 0.0; });
   proto::ServerOptions sopt;
+  sopt.metrics = metered;
   sopt.max_in_flight = c.max_in_flight;
   sopt.frame_timeout = std::chrono::milliseconds(c.frame_timeout_ms);
   sopt.idle_timeout = std::chrono::milliseconds(c.idle_timeout_ms);
@@ -228,6 +272,7 @@ int main(int argc, char** argv) {
   sopt.max_bulk = storage::kPayloadCapacity;
   proto::RpcServer server(io, sopt, &metrics, "storage");
   storage::StorageService service(st, *repl, io_pool, c.node_id);
+  service.set_slice_stats(slice_stats.get());
   service.register_routes(server);
   if (group) group->register_routes(server);
   if (auto s = server.listen(listen->host, listen->port); !s.ok()) return fail(s.error().message);
@@ -253,13 +298,95 @@ int main(int argc, char** argv) {
     j["slots"] = {{"capacity", st.capacity()}, {"used", st.used_slots()}, {"free", st.free_slots()},
                   {"high_water", st.high_water()}, {"corrupt", st.corrupt_slots()}};
     j["applied_index"] = repl->applied_index();
+    j["commit_index"] = ri.commit;
+    j["metrics"] = metered;
     j["requests_total"] = metrics.value("mydfs_rpc_requests_total");
     j["in_flight"] = metrics.value("mydfs_rpc_in_flight");
     j["bytes_in"] = metrics.value("mydfs_rpc_bytes_in_total");
     j["bytes_out"] = metrics.value("mydfs_rpc_bytes_out_total");
+    auto r = server.rates();
+    j["qps"] = r.qps_1s;
+    j["qps_1m"] = r.qps_1m;
+    j["bytes_in_per_s"] = r.bytes_in_1s;
+    j["bytes_out_per_s"] = r.bytes_out_1s;
+    j["pool_utilization"] = io_pool.meter().utilization_1s();
+    j["process"] = {{"rss_bytes", metrics.value("process_resident_memory_bytes")},
+                    {"cpu_seconds", metrics.value("process_cpu_seconds")},
+                    {"threads", metrics.value("process_threads")},
+                    {"open_fds", metrics.value("process_open_fds")}};
+    if (slice_stats) {
+      j["slice_reads_total"] = slice_stats->reads_total();
+      j["hot_cache"] = {{"hits", slice_stats->cache_hits()}, {"misses", slice_stats->cache_misses()},
+                        {"bytes", slice_stats->cache_bytes_used()}, {"entries", slice_stats->cache_entries()},
+                        {"budget_bytes", *hot_cache}, {"hot_after", c.hot_after}};
+      j["slices"] = nlohmann::json::array();  // most read since start first
+      for (const auto& sr : slice_stats->top(50))
+        j["slices"].push_back({{"slot", sr.loc.slot}, {"gen", sr.loc.gen}, {"file_id", sr.file_id},
+                               {"reads", sr.since_start}, {"reads_all_time", sr.all_time},
+                               {"hot", slice_stats->hot(sr.since_start)}, {"cached", sr.cached}});
+    }
     j["uptime_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return HttpReply{200, "application/json", j.dump(2) + "\n"};
   });
+
+  // What heartbeats and the stats line report besides the basics.
+  auto fill_load = [&](proto::NodeLoad& l) {
+    auto r = server.rates();
+    l.qps_1m = r.qps_1m;
+    l.bytes_in_per_s = r.bytes_in_1s;
+    l.bytes_out_per_s = r.bytes_out_1s;
+    l.pool_utilization = io_pool.meter().utilization_1s();
+    l.cpu_seconds = metrics.value("process_cpu_seconds");
+    l.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    l.commit_index = repl->role_info().commit;
+    l.applied_index = repl->applied_index();
+    l.rss_bytes = static_cast<uint64_t>(metrics.value("process_resident_memory_bytes"));
+    l.hot.clear();
+    if (!slice_stats) return;
+    l.hot_cache_hits = slice_stats->cache_hits();
+    l.hot_cache_misses = slice_stats->cache_misses();
+    l.hot_cache_bytes = slice_stats->cache_bytes_used();
+    for (const auto& sr : slice_stats->top(proto::NodeLoad::kMaxHot)) {
+      if (!slice_stats->hot(sr.since_start)) break;
+      auto m = st.meta(sr.loc.slot);  // only slices that still exist
+      if (!m.ok() || m->loc.gen != sr.loc.gen || m->state != proto::SlotState::LIVE) continue;
+      l.hot.push_back(proto::HotSlice{sr.loc.slot, sr.loc.gen, sr.file_id, sr.since_start, sr.all_time, sr.cached});
+    }
+  };
+  // All-time read counts persist now and then (and at shutdown, below).
+  asio::steady_timer save_timer(io);
+  std::function<void()> arm_save = [&] {
+    if (!slice_stats) return;
+    save_timer.expires_after(std::chrono::seconds(c.read_counts_save_s));
+    save_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      asio::post(io_pool.pool(), [&] {
+        if (auto s = slice_stats->save(); !s.ok()) spdlog::warn("cannot save slice read counts: {}", s.error().message);
+      });
+      arm_save();
+    });
+  };
+  arm_save();
+  asio::steady_timer stats_timer(io);
+  std::function<void()> arm_stats = [&] {
+    if (c.stats_interval <= 0) return;
+    stats_timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(c.stats_interval * 1000)));
+    stats_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      proto::NodeLoad l;
+      fill_load(l);
+      auto ri = repl->role_info();
+      spdlog::info("stats: {} term {}, qps {:.1f} (1m {:.1f}), in flight {}, in {:.1f} MB/s, out {:.1f} MB/s, "
+                   "disk pool {:.0f}%, commit {} applied {}, slots free {}/{}, hot cache {} hits {} misses, "
+                   "rss {:.1f} MiB",
+                   ri.role, ri.term, server.rates().qps_1s, l.qps_1m, metrics.value("mydfs_rpc_in_flight"),
+                   l.bytes_in_per_s / 1e6, l.bytes_out_per_s / 1e6, l.pool_utilization * 100, l.commit_index,
+                   l.applied_index, st.free_slots(), st.capacity(), l.hot_cache_hits, l.hot_cache_misses,
+                   static_cast<double>(l.rss_bytes) / (1 << 20));
+      arm_stats();
+    });
+  };
+  arm_stats();
 
   server.start();
   http.start();
@@ -297,6 +424,7 @@ int main(int argc, char** argv) {
         hb.qps = secs > 0 ? (requests - last_requests) / secs : 0;
         last_requests = requests;
         last_time = now;
+        fill_load(hb.load);
         auto r = co_await tc->call(hb);
         if (r.ok()) {
           if (failing) spdlog::info("heartbeats to tracker {} go through again", c.tracker);
@@ -323,6 +451,8 @@ int main(int argc, char** argv) {
     server.stop();
     http.stop();
     heartbeat_timer.cancel();
+    save_timer.cancel();
+    stats_timer.cancel();
     service.stop_tx_recovery();
     io.stop();
   });
@@ -330,6 +460,10 @@ int main(int argc, char** argv) {
   io.run();
   io_pool.join();
   repl->stop();  // drains the committer (or stops the Raft member) and checkpoints the store
+  if (slice_stats) {
+    st.set_change_hook(nullptr);
+    if (auto s = slice_stats->save(); !s.ok()) spdlog::warn("cannot save slice read counts: {}", s.error().message);
+  }
   spdlog::info("stopped cleanly");
   return 0;
 }

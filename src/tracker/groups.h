@@ -21,6 +21,7 @@
 
 #include "common/result.h"
 #include "proto/codec.h"
+#include "proto/tracker_messages.h"
 
 namespace mydfs::tracker {
 
@@ -47,6 +48,7 @@ struct Heartbeat {
   uint32_t capacity_slots = 0;
   uint32_t in_flight = 0;    // requests being served right now
   double qps = 0;            // requests per second, recent average
+  proto::NodeLoad load;      // throughput, indexes, process figures, hot slices (not persisted)
 };
 
 struct GroupEvent {
@@ -134,6 +136,7 @@ class GroupRegistry {
 
   std::vector<GroupStatus> status(TimePoint now) const;  // ascending group id
   std::vector<GroupEvent> events() const;                // oldest first
+  void note(TimePoint at, std::string text) { add_event(at, std::move(text)); }  // e.g. checkpoints
   uint64_t total_free_slots() const;      // sum of usable groups' leaders' reports (for statfs)
   uint64_t total_capacity_slots() const;  // likewise
 

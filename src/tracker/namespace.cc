@@ -528,4 +528,49 @@ bool Namespace::operator==(const Namespace& o) const {
   return a.data() == b.data();
 }
 
+std::map<uint64_t, std::string> Namespace::paths_of(const std::vector<uint64_t>& inos) const {
+  std::map<uint64_t, std::string> out;
+  std::map<uint64_t, std::pair<uint64_t, const std::string*>> where;  // ino -> (directory, name)
+  for (uint64_t i : inos) {
+    if (i == kRootIno) out[i].push_back('/');
+    else out[i];
+    if (i != kRootIno) where[i] = {0, nullptr};
+  }
+  size_t left = where.size();
+  for (const auto& [dir_ino, dir] : inodes_) {
+    if (left == 0) break;
+    if (dir.a.type != FileType::DIR || !dir.x) continue;
+    for (const auto& [cookie, e] : dir.x->entries) {
+      auto it = where.find(e.ino);
+      if (it == where.end() || it->second.second) continue;
+      it->second = {dir_ino, &e.name};
+      --left;
+    }
+  }
+  for (auto& [ino, w] : where) {
+    if (!w.second) continue;
+    std::vector<const std::string*> names{w.second};  // leaf first
+    uint64_t d = w.first;
+    bool whole = true;
+    for (int depth = 0; d != kRootIno && depth < 4096; ++depth) {  // directories name their parent
+      const Inode* dn = find(d);
+      if (!dn || !dn->x) { whole = false; break; }
+      uint64_t parent = dn->x->parent;
+      const Inode* pn = find(parent);
+      const std::string* name = nullptr;
+      if (pn && pn->x)
+        for (const auto& [cookie, e] : pn->x->entries)
+          if (e.ino == d) { name = &e.name; break; }
+      if (!name) { whole = false; break; }
+      names.push_back(name);
+      d = parent;
+    }
+    std::string path;
+    if (whole)
+      for (auto it = names.rbegin(); it != names.rend(); ++it) path.append("/").append(**it);
+    out[ino] = std::move(path);
+  }
+  return out;
+}
+
 }  // namespace mydfs::tracker

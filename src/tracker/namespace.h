@@ -51,6 +51,9 @@ class Namespace {
 
   uint64_t inode_count() const { return inodes_.size(); }
   uint64_t file_count() const { return files_; }
+  // A path of each of these inodes ("" for one without a name: removed, or an open orphan). One
+  // pass over every directory, so callers ask for a few inodes at a time (the dashboard's hot list).
+  std::map<uint64_t, std::string> paths_of(const std::vector<uint64_t>& inos) const;
   uint64_t next_ino() const { return next_ino_; }
   // Run length to place a file's slices with (its own, from its directory at creation).
   uint8_t run_of(uint64_t ino) const;

@@ -1,5 +1,6 @@
 #include "tracker/service.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/async.h"
@@ -87,6 +88,7 @@ void TrackerService::register_routes(RpcServer& s) {
     hb.capacity_slots = req.capacity_slots;
     hb.in_flight = req.in_flight;
     hb.qps = req.qps;
+    hb.load = std::move(req.load);
     auto interval = std::chrono::milliseconds(0);
     Status st = co_await run_on(pool_, [&] {
       return state_.with_groups([&](GroupRegistry& g) {
@@ -123,19 +125,51 @@ nlohmann::json TrackerService::status_json() const {
   using nlohmann::json;
   auto now = SteadyClock::now();
   json j;
+  if (self_status_) j["tracker"] = self_status_();
   state_.read([&](const Namespace& ns, const GroupRegistry& groups) {
+    struct Hot {
+      proto::HotSlice s;
+      uint32_t group, node_id;
+      std::string address;
+    };
+    std::vector<Hot> hot;
+    uint64_t up = 0, down = 0;
     j["groups"] = json::array();
     for (const auto& g : groups.status(now)) {
       json jg = {{"id", g.id}, {"usable", g.usable}, {"leader", g.leader}, {"free_slots", g.free_slots},
                  {"capacity_slots", g.capacity_slots}, {"promised", g.promised}, {"members", json::array()}};
-      for (const auto& m : g.members)
+      for (const auto& m : g.members) {
+        (m.up ? up : down) += 1;
+        const proto::NodeLoad& l = m.load;
         jg["members"].push_back({{"address", m.address}, {"node_id", m.node_id}, {"role", m.role}, {"term", m.term},
                                  {"up", m.up}, {"heard", m.heard}, {"seconds_since_heartbeat", m.seconds_since_heartbeat},
                                  {"free_slots", m.free_slots}, {"capacity_slots", m.capacity_slots},
                                  {"high_water", m.high_water}, {"in_flight", m.in_flight}, {"qps", m.qps},
+                                 {"qps_1m", l.qps_1m}, {"bytes_in_per_s", l.bytes_in_per_s},
+                                 {"bytes_out_per_s", l.bytes_out_per_s}, {"commit_index", l.commit_index},
+                                 {"applied_index", l.applied_index}, {"pool_utilization", l.pool_utilization},
+                                 {"rss_bytes", l.rss_bytes}, {"cpu_seconds", l.cpu_seconds},
+                                 {"uptime_seconds", l.uptime_seconds}, {"hot_cache_hits", l.hot_cache_hits},
+                                 {"hot_cache_misses", l.hot_cache_misses}, {"hot_cache_bytes", l.hot_cache_bytes},
                                  {"http", m.http}, {"is_leader", m.is_leader}});
+        if (m.up)
+          for (const auto& h : l.hot) hot.push_back(Hot{h, g.id, m.node_id, m.address});
+      }
       j["groups"].push_back(std::move(jg));
     }
+    j["members_up"] = up;
+    j["members_down"] = down;
+    std::sort(hot.begin(), hot.end(), [](const Hot& a, const Hot& b) { return a.s.reads > b.s.reads; });
+    if (hot.size() > kMaxHotSlices) hot.resize(kMaxHotSlices);
+    std::vector<uint64_t> inos;
+    for (const auto& h : hot) inos.push_back(h.s.file_id);
+    auto paths = ns.paths_of(inos);
+    j["hot_slices"] = json::array();
+    for (const auto& h : hot)
+      j["hot_slices"].push_back({{"group", h.group}, {"node_id", h.node_id}, {"address", h.address},
+                                 {"slot", h.s.slot}, {"gen", h.s.gen}, {"file_id", h.s.file_id},
+                                 {"path", paths[h.s.file_id]}, {"reads", h.s.reads},
+                                 {"reads_all_time", h.s.reads_all_time}, {"cached", h.s.cached}});
     j["events"] = json::array();
     for (const auto& e : groups.events())
       j["events"].push_back({{"seconds_ago", std::chrono::duration<double>(now - e.at).count()}, {"text", e.text}});
@@ -145,6 +179,8 @@ nlohmann::json TrackerService::status_json() const {
   j["edit_log_bytes"] = state_.log_bytes();
   j["applied_index"] = state_.applied_index();
   j["image_index"] = state_.image_index();
+  double since = state_.seconds_since_image();
+  j["last_checkpoint_seconds_ago"] = since < 0 ? json(nullptr) : json(since);
   return j;
 }
 

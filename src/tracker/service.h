@@ -2,8 +2,11 @@
 // small pool (they may wait for a group commit's fsync to finish), never on the network thread.
 #pragma once
 #include <boost/asio.hpp>
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
+#include "common/async.h"
 #include "proto/rpc.h"
 #include "proto/tracker_messages.h"
 #include "tracker/state.h"
@@ -12,15 +15,19 @@ namespace mydfs::tracker {
 
 class TrackerService {
  public:
-  TrackerService(TrackerState& state, boost::asio::thread_pool& pool) : state_(state), pool_(pool) {}
+  TrackerService(TrackerState& state, MeteredPool& pool) : state_(state), pool_(pool) {}
   void register_routes(proto::RpcServer& server);
   // The cluster as `mydfs admin status --json` and /status show it.
   nlohmann::json status_json() const;
+  // The tracker process's own figures (rates, memory), added to status_json() as "tracker".
+  void set_self_status(std::function<nlohmann::json()> f) { self_status_ = std::move(f); }
+  static constexpr size_t kMaxHotSlices = 20;  // status_json()'s hot_slices list at most
 
  private:
   proto::NsReply read(const proto::NsReadReq& req) const;
   TrackerState& state_;
-  boost::asio::thread_pool& pool_;
+  MeteredPool& pool_;
+  std::function<nlohmann::json()> self_status_;
 };
 
 }  // namespace mydfs::tracker

@@ -103,6 +103,11 @@ Status TrackerState::load() {
     groups_ = std::move(groups);
     index = idx;
     loaded = true;
+    std::error_code ec;
+    auto written = fs::last_write_time(path, ec);
+    if (!ec)
+      image_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::file_clock::to_sys(written).time_since_epoch()).count();
     spdlog::info("tracker: loaded image '{}' ({} inodes)", path, ns_.inode_count());
     break;
   }
@@ -252,8 +257,14 @@ Status TrackerState::write_image() {
   MYDFS_TRY(log_->truncate_through(idx));
   image_index_ = idx;
   image_time_ = std::chrono::steady_clock::now();
+  image_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
   log_bytes_ = log_->bytes();
   images_->inc();
+  {
+    std::unique_lock lock(mu_);
+    groups_.note(image_time_, fmt::format("checkpoint: fsimage at index {} written ({} bytes)", idx, w.size()));
+  }
   spdlog::info("tracker: wrote image {} ({} bytes)", final_path, w.size());
   return ok_status();
 }

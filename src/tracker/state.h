@@ -68,6 +68,15 @@ class TrackerState {
   uint64_t applied_index() const { return applied_.load(); }
   uint64_t image_index() const { return image_index_.load(); }
   uint64_t log_bytes() const { return log_bytes_.load(); }
+  // Seconds since the newest fsimage was written (by this process or, at start, the file's age);
+  // negative if there is none.
+  double seconds_since_image() const {
+    int64_t at = image_unix_ms_.load();
+    if (at == 0) return -1;
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch()).count();
+    return static_cast<double>(now - at) / 1000.0;
+  }
 
  private:
   explicit TrackerState(StateOptions opt, Metrics* metrics);
@@ -102,6 +111,7 @@ class TrackerState {
   std::atomic<uint64_t> applied_{0};      // last log index applied
   std::atomic<uint64_t> image_index_{0};  // log index the newest image holds
   std::atomic<uint64_t> log_bytes_{0};
+  std::atomic<int64_t> image_unix_ms_{0};  // wall time of the newest image, 0 = none
   std::chrono::steady_clock::time_point image_time_;  // committer thread only
   Counter* ops_logged_;
   Counter* syncs_;
