@@ -9,6 +9,7 @@
 #include "common/http_status.h"
 #include "common/logging.h"
 #include "proto/rpc.h"
+#include "tracker/dashboard.h"
 #include "tracker/service.h"
 #include "tracker/state.h"
 
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> group_specs;
   uint32_t heartbeat_ms = 1000, missed = 3, default_run = 3, read_threads = 4;
   uint64_t checkpoint_ops = 1000000, checkpoint_seconds = 3600;
+  double stats_interval = 0;
   CLI::App app{"mydfs-tracker: the mydfs namespace, storage group registry and placement"};
   app.set_config("--config", "", "Read options from this file (key = value lines, same names as the flags)");
   app.allow_config_extras(false);
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-ops", checkpoint_ops, "Write an fsimage after this many logged changes")->capture_default_str();
   app.add_option("--checkpoint-seconds", checkpoint_seconds, "... or this long after the last one")->capture_default_str();
   app.add_option("--read-threads", read_threads, "Threads serving namespace reads")->capture_default_str();
+  app.add_option("--stats-interval", stats_interval, "Log a line of load figures every this many seconds (0 = never)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file instead of stderr");
   CLI11_PARSE(app, argc, argv);
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
   if (heartbeat_ms < 10 || missed < 1 || default_run < 1 || default_run > 64 || read_threads < 1 || checkpoint_ops < 1)
     return fail("--heartbeat-ms >= 10, --missed-heartbeats >= 1, --default-run 1..64, --read-threads >= 1 and "
                 "--checkpoint-ops >= 1 are required");
+  if (stats_interval < 0 || stats_interval > 86400) return fail("--stats-interval must be 0..86400 seconds");
   std::vector<std::pair<uint32_t, std::vector<std::string>>> groups;
   for (const auto& g : group_specs) {
     auto p = parse_group(g);
@@ -115,16 +120,50 @@ int main(int argc, char** argv) {
   });
   metrics.gauge_fn("mydfs_tracker_edit_log_bytes", "Bytes in the edit log", [&] { return static_cast<double>(st.log_bytes()); });
   metrics.gauge_fn("mydfs_tracker_applied_index", "Last edit applied", [&] { return static_cast<double>(st.applied_index()); });
+  metrics.gauge_fn("mydfs_tracker_files", "Regular files in the namespace", [&] {
+    return static_cast<double>(st.read([](const tracker::Namespace& ns, const tracker::GroupRegistry&) { return ns.file_count(); }));
+  });
+  metrics.gauge_fn("mydfs_tracker_image_index", "Edit the newest fsimage holds", [&] { return static_cast<double>(st.image_index()); });
+  metrics.gauge_fn("mydfs_tracker_seconds_since_checkpoint", "Age of the newest fsimage (-1: none)",
+                   [&] { return st.seconds_since_image(); });
+  auto member_count = [&st](bool want_up) {
+    return static_cast<double>(st.read([&](const tracker::Namespace&, const tracker::GroupRegistry& g) {
+      uint64_t n = 0;
+      for (const auto& gs : g.status(std::chrono::steady_clock::now()))
+        for (const auto& m : gs.members) n += m.up == want_up;
+      return n;
+    }));
+  };
+  metrics.gauge_fn("mydfs_tracker_groups", "Storage groups", [&] {
+    return static_cast<double>(st.read([](const tracker::Namespace&, const tracker::GroupRegistry& g) {
+      return g.status(std::chrono::steady_clock::now()).size();
+    }));
+  });
+  metrics.gauge_fn("mydfs_tracker_members", "state=\"up\"", "Storage group members by liveness", [=] { return member_count(true); });
+  metrics.gauge_fn("mydfs_tracker_members", "state=\"down\"", "Storage group members by liveness", [=] { return member_count(false); });
 
   asio::io_context io(1);
-  asio::thread_pool pool(read_threads);
+  MeteredPool pool(read_threads);
+  pool.meter().export_to(metrics, "tracker");
   proto::RpcServer server(io, proto::ServerOptions{}, &metrics, "tracker");
   tracker::TrackerService service(st, pool);
+  auto started = std::chrono::steady_clock::now();
+  service.set_self_status([&] {
+    auto r = server.rates();
+    return nlohmann::json{{"qps", r.qps_1s}, {"qps_1m", r.qps_1m}, {"in_flight", metrics.value("mydfs_rpc_in_flight")},
+                          {"bytes_in_per_s", r.bytes_in_1s}, {"bytes_out_per_s", r.bytes_out_1s},
+                          {"pool_utilization", pool.meter().utilization_1s()},
+                          {"rss_bytes", metrics.value("process_resident_memory_bytes")},
+                          {"cpu_seconds", metrics.value("process_cpu_seconds")},
+                          {"threads", metrics.value("process_threads")}, {"open_fds", metrics.value("process_open_fds")},
+                          {"uptime_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()}};
+  });
   service.register_routes(server);
   if (auto s = server.listen(listen_addr->host, listen_addr->port); !s.ok()) return fail(s.error().message);
   HttpStatusServer status(io);
   if (auto s = status.listen(http_addr->host, http_addr->port); !s.ok()) return fail(s.error().message);
   status.route("/metrics", [&] { return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.prometheus()}; });
+  status.route("/", [&] { return HttpReply{200, "text/html; charset=utf-8", std::string(tracker::kDashboardHtml)}; });
   status.route("/status", [&] {
     auto j = service.status_json();
     j["daemon"] = "tracker";
@@ -137,11 +176,30 @@ int main(int argc, char** argv) {
     checker.expires_after(std::chrono::milliseconds(std::max<uint32_t>(heartbeat_ms / 4, 10)));
     checker.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      asio::post(pool, [&st] { st.with_groups([](tracker::GroupRegistry& g) { g.check(std::chrono::steady_clock::now()); }); });
+      asio::post(pool.pool(), [&st] { st.with_groups([](tracker::GroupRegistry& g) { g.check(std::chrono::steady_clock::now()); }); });
       arm();
     });
   };
   arm();
+
+  asio::steady_timer stats_timer(io);
+  std::function<void()> arm_stats = [&] {
+    if (stats_interval <= 0) return;
+    stats_timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(stats_interval * 1000)));
+    stats_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto r = server.rates();
+      spdlog::info("stats: qps {:.1f} (1m {:.1f}), in flight {}, in {:.1f} MB/s, out {:.1f} MB/s, pool {:.0f}%, "
+                   "inodes {}, members up {} down {}, edit log {} bytes, rss {:.1f} MiB",
+                   r.qps_1s, r.qps_1m, metrics.value("mydfs_rpc_in_flight"), r.bytes_in_1s / 1e6, r.bytes_out_1s / 1e6,
+                   pool.meter().utilization_1s() * 100, metrics.value("mydfs_tracker_inodes"),
+                   metrics.value("mydfs_tracker_members", "state=\"up\""),
+                   metrics.value("mydfs_tracker_members", "state=\"down\""), st.log_bytes(),
+                   metrics.value("process_resident_memory_bytes") / (1 << 20));
+      arm_stats();
+    });
+  };
+  arm_stats();
 
   server.start();
   status.start();
@@ -154,6 +212,7 @@ int main(int argc, char** argv) {
     server.stop();
     status.stop();
     checker.cancel();
+    stats_timer.cancel();
     io.stop();
   });
   std::signal(SIGPIPE, SIG_IGN);

@@ -125,7 +125,10 @@ nlohmann::json TrackerService::status_json() const {
   using nlohmann::json;
   auto now = SteadyClock::now();
   json j;
-  if (self_status_) j["tracker"] = self_status_();
+  if (self_status_) {
+    j["tracker"] = self_status_();
+    j["uptime_seconds"] = j["tracker"]["uptime_seconds"];
+  }
   state_.read([&](const Namespace& ns, const GroupRegistry& groups) {
     struct Hot {
       proto::HotSlice s;

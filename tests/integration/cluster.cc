@@ -18,8 +18,9 @@ using namespace std::chrono_literals;
 
 Cluster::Cluster(std::filesystem::path dir, ClusterOptions opt) : dir_(std::move(dir)), opt_(std::move(opt)) {
   tport_ = free_port();
+  thttp_ = free_port();
   std::vector<std::string> targs{"--data", dir_ / "tracker", "--listen", fmt::format("127.0.0.1:{}", tport_),
-                                 "--http", "127.0.0.1:0", "--heartbeat-ms", "100"};
+                                 "--http", fmt::format("127.0.0.1:{}", thttp_), "--heartbeat-ms", "100"};
   int nodes = opt_.groups * opt_.replicas;
   for (int i = 0; i < nodes; ++i) sport_.push_back(free_port());
   for (int g = 0; g < opt_.groups; ++g) {

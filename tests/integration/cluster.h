@@ -28,6 +28,7 @@ class Cluster {
   ~Cluster();
 
   std::string tracker() const;
+  uint16_t tracker_http_port() const { return thttp_; }  // the tracker's HTTP port (/, /status, /metrics)
   std::unique_ptr<client::Client> client(client::ClientOptions o = {}) const;
   Daemon& storage(int i) { return *storage_[i]; }
   int storage_count() const { return static_cast<int>(storage_.size()); }
@@ -53,6 +54,7 @@ class Cluster {
   std::filesystem::path dir_;
   ClusterOptions opt_;
   uint16_t tport_ = 0;
+  uint16_t thttp_ = 0;
   std::vector<uint16_t> sport_;
   std::vector<uint32_t> groups_;  // by storage index
   std::vector<uint32_t> ids_;     // node id by storage index

@@ -3,7 +3,7 @@
 
 MYDFS_PACKAGES=(meson ninja-build g++ pkg-config python3 libboost-dev libspdlog-dev libfmt-dev
                 libxxhash-dev libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev
-                fuse3 libfuse3-dev curl procps git rsync tar util-linux)
+                fuse3 libfuse3-dev curl procps git rsync tar util-linux chromium)
 
 # ensure_packages [--no-install]: apt-get installs whatever of MYDFS_PACKAGES is missing.
 ensure_packages() {
