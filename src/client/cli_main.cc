@@ -7,16 +7,23 @@
 // an error reply); 2 bad usage (unknown command, missing or invalid arguments), found before
 // anything is sent.
 #include <netdb.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
@@ -63,22 +70,30 @@ int usage_error(std::string_view cmd, std::string_view path, std::string_view ms
   return kExitUsage;
 }
 
+// A failure to reach the server at all (rather than an error reply).
+bool unreachable(const Error& e) { return e.code == Code::UNAVAILABLE || e.code == Code::TIMEOUT; }
+
+// Why the tracker could not be reached. The RPC layer's messages name the address again
+// ("cannot connect to ADDR: why", "METHOD to ADDR timed out after N ms"); the line that shows
+// this already names the tracker, so keep only the why.
+std::string unreachable_why(const Error& e) {
+  std::string why = e.message.empty() ? std::string(code_name(e.code)) : e.message;
+  constexpr std::string_view kPrefix = "cannot connect to ";
+  bool connecting = why.starts_with(kPrefix);
+  if (e.code == Code::TIMEOUT) {
+    why = connecting ? fmt::format("no connection within {} s", kConnectTimeout.count())
+                     : fmt::format("no reply within {} s", kCallTimeout.count());
+  } else if (connecting) {
+    auto colon = why.find(": ", kPrefix.size());
+    if (colon != std::string::npos) why = why.substr(colon + 2);
+  }
+  return why;
+}
+
 // A call that failed. Transport failures name the tracker; error replies name the command.
 int call_failed(const Globals& g, std::string_view cmd, const Error& e) {
-  if (e.code == Code::UNAVAILABLE || e.code == Code::TIMEOUT) {
-    // The RPC layer's messages name the address again ("cannot connect to ADDR: why", "METHOD
-    // to ADDR timed out after N ms"); the line already names the tracker, so keep only the why.
-    std::string why = e.message.empty() ? std::string(code_name(e.code)) : e.message;
-    constexpr std::string_view kPrefix = "cannot connect to ";
-    bool connecting = why.starts_with(kPrefix);
-    if (e.code == Code::TIMEOUT) {
-      why = connecting ? fmt::format("no connection within {} s", kConnectTimeout.count())
-                       : fmt::format("no reply within {} s", kCallTimeout.count());
-    } else if (connecting) {
-      auto colon = why.find(": ", kPrefix.size());
-      if (colon != std::string::npos) why = why.substr(colon + 2);
-    }
-    fmt::print(stderr, "mydfs: cannot reach tracker {}: {}\n", g.tracker, why);
+  if (unreachable(e)) {
+    fmt::print(stderr, "mydfs: cannot reach tracker {}: {}\n", g.tracker, unreachable_why(e));
   } else {
     fmt::print(stderr, "mydfs: {}: {}\n", cmd, e.message.empty() ? std::string(code_name(e.code)) : e.message);
   }
@@ -87,16 +102,11 @@ int call_failed(const Globals& g, std::string_view cmd, const Error& e) {
 
 // ---- The tracker connection ------------------------------------------------------------------
 
-// The tracker named by g.tracker as a numeric "ADDRESS:PORT" (resolving a host name once). On
-// failure prints why and returns "" with *exit_code set: 2 for a malformed address, 1 for an
-// unknown host.
-std::string resolve_tracker(const Globals& g, int* exit_code) {
-  auto hp = parse_host_port(g.tracker);
-  if (!hp.ok()) {
-    fmt::print(stderr, "mydfs: --tracker: {}\n", hp.error().message);
-    *exit_code = kExitUsage;
-    return "";
-  }
+// The tracker address as a numeric "ADDRESS:PORT", a host name resolved once (IPv4 preferred).
+// BAD_REQUEST when malformed (parse_host_port's message), UNAVAILABLE when the name does not resolve.
+Result<std::string> resolve_address(const std::string& tracker) {
+  auto hp = parse_host_port(tracker);
+  if (!hp.ok()) return hp.take_error();
   std::string host = hp->host;
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   // The RPC client takes numeric addresses only; resolve names here. IPv4 first: daemons listen
@@ -106,10 +116,9 @@ std::string resolve_tracker(const Globals& g, int* exit_code) {
   addrinfo* res = nullptr;
   int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
   if (rc != 0 || !res) {
-    fmt::print(stderr, "mydfs: cannot reach tracker {}: cannot resolve '{}': {}\n", g.tracker, host,
-               rc ? gai_strerror(rc) : "no address");
-    *exit_code = kExitFailed;
-    return "";
+    if (res) ::freeaddrinfo(res);
+    return make_error(Code::UNAVAILABLE,
+                      fmt::format("cannot resolve '{}': {}", host, rc ? gai_strerror(rc) : "no address"));
   }
   const addrinfo* pick = res;
   for (const addrinfo* r = res; r; r = r->ai_next) {
@@ -121,23 +130,40 @@ std::string resolve_tracker(const Globals& g, int* exit_code) {
   char buf[NI_MAXHOST];
   rc = ::getnameinfo(pick->ai_addr, pick->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST);
   ::freeaddrinfo(res);
-  if (rc != 0) {
-    fmt::print(stderr, "mydfs: cannot reach tracker {}: {}\n", g.tracker, gai_strerror(rc));
-    *exit_code = kExitFailed;
-    return "";
-  }
+  if (rc != 0) return make_error(Code::UNAVAILABLE, gai_strerror(rc));
   return fmt::format("{}:{}", buf, hp->port);
+}
+
+// The tracker named by g.tracker as a numeric "ADDRESS:PORT" (resolving a host name once). On
+// failure prints why and returns "" with *exit_code set: 2 for a malformed address, 1 for an
+// unknown host.
+std::string resolve_tracker(const Globals& g, int* exit_code) {
+  auto addr = resolve_address(g.tracker);
+  if (addr.ok()) return *addr;
+  if (addr.code() == Code::BAD_REQUEST) {
+    fmt::print(stderr, "mydfs: --tracker: {}\n", addr.error().message);
+    *exit_code = kExitUsage;
+  } else {
+    fmt::print(stderr, "mydfs: cannot reach tracker {}: {}\n", g.tracker, addr.error().message);
+    *exit_code = kExitFailed;
+  }
+  return "";
+}
+
+// A client of the tracker at a numeric "ADDRESS:PORT" (from resolve_address).
+std::unique_ptr<proto::SyncClient> tracker_client(const std::string& addr) {
+  auto hp = parse_host_port(addr);
+  proto::ClientOptions opt;
+  opt.connect_timeout = kConnectTimeout;
+  opt.call_timeout = kCallTimeout;
+  return std::make_unique<proto::SyncClient>(hp->host, hp->port, opt);
 }
 
 // Connects to the tracker named by g.tracker; null (and *exit_code) as resolve_tracker says.
 std::unique_ptr<proto::SyncClient> open_tracker(const Globals& g, int* exit_code) {
   std::string addr = resolve_tracker(g, exit_code);
   if (addr.empty()) return nullptr;
-  auto hp = parse_host_port(addr);
-  proto::ClientOptions opt;
-  opt.connect_timeout = kConnectTimeout;
-  opt.call_timeout = kCallTimeout;
-  return std::make_unique<proto::SyncClient>(hp->host, hp->port, opt);
+  return tracker_client(addr);
 }
 
 // ---- admin status ----------------------------------------------------------------------------
@@ -169,6 +195,169 @@ int cmd_admin_status(const Globals& g, const StatusArgs& a) {
     return kExitFailed;
   }
   fmt::print("{}", cli::render_status(doc));
+  return kExitOk;
+}
+
+// ---- admin top -------------------------------------------------------------------------------
+
+struct TopArgs {
+  std::string interval = "1";    // seconds between frames; validated here, not by CLI11
+  std::string iterations = "0";  // frames to show; 0: until Ctrl-C or SIGTERM
+};
+
+// Set by SIGINT and SIGTERM while `admin top` runs; the loop stops at its next check.
+volatile std::sig_atomic_t g_top_stop = 0;
+void top_on_signal(int) { g_top_stop = 1; }
+
+// While `admin top` runs: the signal handlers and, on a terminal, the hidden cursor. Both are
+// restored when it ends, however it ends.
+class TopSession {
+ public:
+  explicit TopSession(bool tty) : tty_(tty) {
+    g_top_stop = 0;
+    struct sigaction sa {};
+    sa.sa_handler = top_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+    if (tty_) {
+      std::fputs("\x1b[?25l", stdout);
+      std::fflush(stdout);
+    }
+  }
+  ~TopSession() {
+    if (tty_) {
+      std::fputs("\x1b[?25h", stdout);
+      std::fflush(stdout);
+    }
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  TopSession(const TopSession&) = delete;
+  TopSession& operator=(const TopSession&) = delete;
+
+ private:
+  bool tty_;
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+// The local time as "2026-05-01 15:04:05".
+std::string local_time_text() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return std::string(buf, n);
+}
+
+// One status fetch for `admin top`: true with *doc set, or false with *error set to the line the
+// frame shows instead ("" when interrupted by a signal: the reply is awaited in short steps so
+// that Ctrl-C is not held up by a silent tracker). After a transport failure the client is
+// dropped, so the next fetch resolves the name and connects afresh.
+bool top_fetch(const Globals& g, std::unique_ptr<proto::SyncClient>& tracker, nlohmann::ordered_json* doc,
+               std::string* error) {
+  if (!tracker) {
+    auto addr = resolve_address(g.tracker);
+    if (!addr.ok()) {
+      *error = fmt::format("cannot reach tracker {}: {}", g.tracker, addr.error().message);
+      return false;
+    }
+    tracker = tracker_client(*addr);
+  }
+  // What SyncClient::call does, but with a wait that watches for signals.
+  auto fut = boost::asio::co_spawn(tracker->io(), tracker->client().call(proto::ClusterStatusReq{}),
+                                   boost::asio::use_future);
+  while (fut.wait_for(50ms) != std::future_status::ready) {
+    if (g_top_stop) {
+      error->clear();
+      return false;
+    }
+  }
+  Result<proto::ClusterStatusResp> resp = fut.get();
+  if (!resp.ok()) {
+    const Error& e = resp.error();
+    if (unreachable(e)) {
+      *error = fmt::format("cannot reach tracker {}: {}", g.tracker, unreachable_why(e));
+      tracker.reset();
+    } else {
+      *error = fmt::format("tracker error: {}", e.message.empty() ? std::string(code_name(e.code)) : e.message);
+    }
+    return false;
+  }
+  try {
+    *doc = nlohmann::ordered_json::parse(resp->json);
+  } catch (const nlohmann::json::exception& e) {
+    *error = fmt::format("tracker sent malformed JSON: {}", e.what());
+    return false;
+  }
+  if (!doc->is_object()) {
+    *error = "tracker sent JSON that is not an object";
+    return false;
+  }
+  return true;
+}
+
+int cmd_admin_top(const Globals& g, const TopArgs& a) {
+  constexpr std::string_view kCmd = "top", kPath = "admin top";
+  double interval = 0;
+  const char* ib = a.interval.data();
+  const char* ie = ib + a.interval.size();
+  auto [iend, iec] = std::from_chars(ib, ie, interval);
+  if (iec != std::errc() || iend != ie || !(interval > 0 && interval <= 3600))
+    return usage_error(kCmd, kPath,
+                       fmt::format("invalid interval '{}': expected seconds, more than 0 and at most 3600", a.interval));
+  uint64_t iterations = 0;
+  const char* nb = a.iterations.data();
+  const char* ne = nb + a.iterations.size();
+  auto [nend, nec] = std::from_chars(nb, ne, iterations);
+  if (nec != std::errc() || nend != ne)
+    return usage_error(kCmd, kPath,
+                       fmt::format("invalid iterations '{}': expected a count (0: until interrupted)", a.iterations));
+  if (auto hp = parse_host_port(g.tracker); !hp.ok()) {
+    fmt::print(stderr, "mydfs: --tracker: {}\n", hp.error().message);
+    return kExitUsage;
+  }
+
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  TopSession session(tty);
+  const auto step =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(interval));
+  std::unique_ptr<proto::SyncClient> tracker;
+  cli::TopView view;
+  view.tracker = g.tracker;
+  bool last_ok = true;  // of the last completed try
+  std::string last_error;
+  for (uint64_t n = 1;; ++n) {
+    auto started = std::chrono::steady_clock::now();
+    nlohmann::ordered_json doc;
+    view.error.clear();
+    bool ok = top_fetch(g, tracker, &doc, &view.error);
+    if (!ok && view.error.empty()) break;  // interrupted while waiting for the reply
+    last_ok = ok;
+    last_error = view.error;
+    view.time = local_time_text();
+    view.width = 0;
+    if (tty) {
+      winsize ws{};
+      if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) view.width = ws.ws_col;
+    }
+    std::string frame = cli::render_top(doc, view);
+    if (tty) frame.insert(0, "\x1b[H\x1b[2J");  // home, clear: each frame replaces the last
+    else if (n > 1) frame.insert(0, "\n");       // frames one after another, a blank line apart
+    std::fwrite(frame.data(), 1, frame.size(), stdout);
+    std::fflush(stdout);
+    if (iterations != 0 && n >= iterations) break;
+    auto next = started + step;
+    for (auto now = std::chrono::steady_clock::now(); !g_top_stop && now < next; now = std::chrono::steady_clock::now())
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(50ms, next - now));
+    if (g_top_stop) break;
+  }
+  if (!last_ok) {
+    fmt::print(stderr, "mydfs: {}\n", last_error);
+    return kExitFailed;
+  }
   return kExitOk;
 }
 
@@ -353,6 +542,32 @@ int run(int argc, char** argv) {
       admin->add_subcommand("status", "Show groups, members, space, namespace counts and recent events");
   status_cmd->add_flag("--json", status.json, "Print the tracker's status document as JSON");
   status_cmd->callback([&] { chosen = [&] { return cmd_admin_status(g, status); }; });
+
+  TopArgs top;
+  CLI::App* top_cmd = admin->add_subcommand(
+      "top", "Show the cluster's load, refreshed every second until Ctrl-C: each member's requests, traffic, "
+             "disk pool and free space, the hottest slices and the newest events");
+  top_cmd->add_option("--interval", top.interval, "Seconds between refreshes (fractions allowed), at most 3600")
+      ->type_name("SECONDS")
+      ->capture_default_str();
+  top_cmd->add_option("--iterations", top.iterations, "Refresh N times, then exit (0: until Ctrl-C)")
+      ->type_name("N")
+      ->capture_default_str();
+  top_cmd->footer(
+      "Columns (load figures are '-' for a member that is down, or when the tracker does not report them):\n"
+      "  GROUP, NODE, ADDRESS  storage group id, member node id, member RPC address\n"
+      "  ROLE                  Raft role: leader, follower or candidate\n"
+      "  STATE                 up, or DOWN when the tracker misses the member's heartbeats\n"
+      "  QPS, QPS 1m           requests per second over the last second, over the last minute\n"
+      "  IN FLIGHT             requests being served now\n"
+      "  IN MB/s, OUT MB/s     bytes received, sent per second (1 MB = 1000000 bytes)\n"
+      "  POOL %                busy share of the member's disk worker pool over the last second\n"
+      "  FREE GiB, FREE %      free space (4 MiB slots) and its share of the member's capacity\n"
+      "Below the members: the 5 most-read slices (GROUP:SLOT@GEN, node, reads since the node started,\n"
+      "file path or inode) and the 3 newest events. On a terminal the screen is redrawn in place;\n"
+      "otherwise frames follow one another, a blank line apart. Exit status 1 if the last refresh\n"
+      "could not reach the tracker.");
+  top_cmd->callback([&] { chosen = [&] { return cmd_admin_top(g, top); }; });
 
   AddGroupArgs add;
   CLI::App* add_cmd = admin->add_subcommand("add-group", "Register a storage group with the tracker");

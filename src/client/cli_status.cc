@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -53,7 +55,76 @@ const json& get_array(const json& o, const char* key) {
   return it != o.end() && it->is_array() ? *it : empty;
 }
 
+bool has_number(const json& o, const char* key) {
+  if (!o.is_object()) return false;
+  auto it = o.find(key);
+  return it != o.end() && it->is_number();
+}
+
 std::string or_dash(std::string s) { return s.empty() ? "-" : s; }
+
+// s with control characters (a terminal would act on them: escape sequences in a file name)
+// replaced by '?'.
+std::string printable(std::string s) {
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return s;
+}
+
+constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+
+// v with `decimals` decimals; "-" when unknown (NaN: a field the tracker left out).
+std::string figure(double v, int decimals) {
+  return std::isfinite(v) ? fmt::format("{:.{}f}", v, decimals) : std::string("-");
+}
+
+// Rows as columns padded to their widest cell, two spaces apart, each line after indent;
+// right[i] right-aligns column i. A left-aligned last column is not padded (it holds names of any
+// length), and lines carry no trailing blanks.
+std::string format_table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right,
+                         std::string_view indent) {
+  std::vector<size_t> w;
+  for (const auto& r : rows) {
+    if (w.size() < r.size()) w.resize(r.size(), 0);
+    for (size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line(indent);
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (i) line += "  ";
+      if (i < right.size() && right[i]) line += fmt::format("{:>{}}", r[i], w[i]);
+      else if (i + 1 == r.size()) line += r[i];
+      else line += fmt::format("{:<{}}", r[i], w[i]);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+// Every line of text cut to width columns (UTF-8 characters); width 0 keeps them whole.
+std::string cut_lines(const std::string& text, size_t width) {
+  if (width == 0) return text;
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    size_t end = nl == std::string::npos ? text.size() : nl;
+    size_t cols = 0, i = start;
+    for (; i < end; ++i) {
+      if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;  // continues a character
+      if (cols == width) break;
+      ++cols;
+    }
+    out.append(text, start, i - start);
+    if (nl == std::string::npos) break;
+    out += '\n';
+    start = nl + 1;
+  }
+  return out;
+}
 
 // Slots as GiB: every slot is one 4 MiB slice on disk.
 double slots_gib(uint64_t slots) {
@@ -157,6 +228,95 @@ std::string render_status(const json& status, size_t max_events) {
                          get_str(*events[i], "text"));
   }
   return out;
+}
+
+std::string render_top(const json& status, const TopView& view) {
+  std::string out = fmt::format("tracker {} at {}", printable(view.tracker), view.time);
+  if (!view.error.empty()) {
+    out += fmt::format("\n\n{}\n", printable(view.error));
+    return cut_lines(out, view.width);
+  }
+  const json& groups = get_array(status, "groups");
+
+  // Header: the tracker's member counts, or counted here when it leaves them out.
+  uint64_t up = 0, down = 0;
+  for (const json& g : groups)
+    for (const json& m : get_array(g, "members")) ++(get_bool(m, "up") ? up : down);
+  if (has_number(status, "members_up")) up = get_u64(status, "members_up");
+  if (has_number(status, "members_down")) down = get_u64(status, "members_down");
+  static const json no_object = json::object();
+  auto tracker_it = status.find("tracker");  // end() when status is not an object
+  const json& tracker = tracker_it != status.end() ? *tracker_it : no_object;
+  out += fmt::format(": {} inodes, {} files; members {} up, {} down; tracker {} qps\n", get_u64(status, "inodes"),
+                     get_u64(status, "files"), up, down, figure(get_f64(tracker, "qps", kUnknown), 1));
+
+  // Members, group by group.
+  out += '\n';
+  if (groups.empty()) {
+    out += "no storage groups yet (add one: mydfs admin add-group ID ADDRESS...)\n";
+  } else {
+    std::vector<std::vector<std::string>> rows{{"GROUP", "NODE", "ADDRESS", "ROLE", "STATE", "QPS", "QPS 1m",
+                                                "IN FLIGHT", "IN MB/s", "OUT MB/s", "POOL %", "FREE GiB", "FREE %"}};
+    for (const json& g : groups) {
+      std::string gid = fmt::format("{}", get_u64(g, "id"));
+      for (const json& m : get_array(g, "members")) {
+        // Never heard from: no node id, role or space yet. Down: its load figures are stale.
+        bool heard = get_bool(m, "heard", true);
+        bool live = heard && get_bool(m, "up");
+        uint64_t node = get_u64(m, "node_id");
+        auto rate = [&](const char* key, double scale, int decimals) {
+          return live ? figure(get_f64(m, key, kUnknown) * scale, decimals) : std::string("-");
+        };
+        uint64_t free_slots = get_u64(m, "free_slots"), cap = get_u64(m, "capacity_slots");
+        bool known = heard && has_number(m, "free_slots");
+        rows.push_back({gid, heard && node ? fmt::format("{}", node) : "-", or_dash(printable(get_str(m, "address"))),
+                        heard ? or_dash(printable(get_str(m, "role"))) : "-", get_bool(m, "up") ? "up" : "DOWN",
+                        rate("qps", 1, 1), rate("qps_1m", 1, 1),
+                        live && has_number(m, "in_flight") ? fmt::format("{}", get_u64(m, "in_flight")) : "-",
+                        rate("bytes_in_per_s", 1e-6, 1), rate("bytes_out_per_s", 1e-6, 1),
+                        rate("pool_utilization", 100, 0), known ? fmt::format("{:.2f}", slots_gib(free_slots)) : "-",
+                        known && cap ? figure(100.0 * static_cast<double>(free_slots) / static_cast<double>(cap), 0)
+                                     : std::string("-")});
+      }
+    }
+    out += format_table(rows, {true, true, false, false, false, true, true, true, true, true, true, true, true}, "");
+  }
+
+  // The hottest slices (the tracker sends them hottest first; sorted again to be sure).
+  std::vector<const json*> hot;
+  for (const json& h : get_array(status, "hot_slices")) hot.push_back(&h);
+  std::stable_sort(hot.begin(), hot.end(),
+                   [](const json* a, const json* b) { return get_u64(*a, "reads") > get_u64(*b, "reads"); });
+  if (hot.size() > view.hot_slices) hot.resize(view.hot_slices);
+  if (hot.empty()) {
+    out += "\nhot slices: none read yet\n";
+  } else {
+    out += "\nhot slices (reads since their node started):\n";
+    std::vector<std::vector<std::string>> rows{{"SLICE", "NODE", "READS", "FILE"}};
+    for (const json* h : hot) {
+      std::string path = printable(get_str(*h, "path"));
+      rows.push_back({fmt::format("{}:{}@{}", get_u64(*h, "group"), get_u64(*h, "slot"), get_u64(*h, "gen")),
+                      or_dash(printable(get_str(*h, "address"))), fmt::format("{}", get_u64(*h, "reads")),
+                      path.empty() ? fmt::format("inode {}", get_u64(*h, "file_id")) : path});
+    }
+    out += format_table(rows, {false, false, true, false}, "  ");
+  }
+
+  // The newest events, newest last as in `admin status`.
+  std::vector<const json*> events;
+  for (const json& e : get_array(status, "events")) events.push_back(&e);
+  std::stable_sort(events.begin(), events.end(), [](const json* a, const json* b) {
+    return get_f64(*a, "seconds_ago") > get_f64(*b, "seconds_ago");
+  });
+  if (events.empty()) {
+    out += "\nno recent events\n";
+  } else {
+    out += "\nrecent events:\n";
+    for (size_t i = events.size() - std::min(view.events, events.size()); i < events.size(); ++i)
+      out += fmt::format("  {:>7} ago  {}\n", human_age(get_f64(*events[i], "seconds_ago", -1)),
+                         printable(get_str(*events[i], "text")));
+  }
+  return cut_lines(out, view.width);
 }
 
 }  // namespace mydfs::cli

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -49,8 +50,10 @@ std::string slurp(const std::string& path) {
 }
 
 // Runs the mydfs binary with args; env_tracker sets MYDFS_TRACKER (unset when nullopt). Killed
-// after 30 s so a hung client fails the test instead of the suite.
-Run run_cli(const std::vector<std::string>& args, std::optional<std::string> env_tracker = std::nullopt) {
+// after 30 s so a hung client fails the test instead of the suite. With interrupt_when, the
+// program gets one SIGINT (as from Ctrl-C) once interrupt_when(its standard output so far) is true.
+Run run_cli(const std::vector<std::string>& args, std::optional<std::string> env_tracker = std::nullopt,
+            std::function<bool(const std::string&)> interrupt_when = nullptr) {
   static const std::string bin = testing::binary("MYDFS_CLI_BIN");
   testing::TempDir dir;
   std::string out_path = dir / "stdout", err_path = dir / "stderr";
@@ -73,11 +76,16 @@ Run run_cli(const std::vector<std::string>& args, std::optional<std::string> env
   Run r;
   int st = 0;
   auto deadline = std::chrono::steady_clock::now() + 30s;
+  bool interrupted = false;
   while (waitpid(pid, &st, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
       break;
+    }
+    if (interrupt_when && !interrupted && interrupt_when(slurp(out_path))) {
+      ::kill(pid, SIGINT);
+      interrupted = true;
     }
     std::this_thread::sleep_for(10ms);
   }
@@ -209,6 +217,12 @@ TEST(CliTest, help_eachSubcommand) {
   auto status = run_cli({"admin", "status", "--help"});
   EXPECT_EQ(status.code, 0);
   EXPECT_CONTAINS(status.out, "--json");
+  auto top = run_cli({"admin", "top", "--help"});
+  EXPECT_EQ(top.code, 0);
+  EXPECT_CONTAINS(top.out, "--interval");
+  EXPECT_CONTAINS(top.out, "--iterations");
+  for (auto column : {"QPS 1m", "IN FLIGHT", "IN MB/s", "OUT MB/s", "POOL %", "FREE GiB"})
+    EXPECT_CONTAINS(top.out, column);
   auto add = run_cli({"admin", "add-group", "--help"});
   EXPECT_EQ(add.code, 0);
   EXPECT_CONTAINS(add.out, "ID");
@@ -373,6 +387,190 @@ TEST(CliTest, status_malformedJson_exit1) {
   auto r = run_cli({"--tracker", t.address(), "admin", "status"});
   EXPECT_EQ(r.code, 1);
   EXPECT_CONTAINS(r.err, "mydfs: status: tracker sent malformed JSON");
+}
+
+// ---- top ------------------------------------------------------------------------------------
+
+// Two groups of three members, one of them down, with the load figures the tracker reports.
+const char* kTopStatusJson = R"json({
+  "daemon": "tracker", "uptime_seconds": 300.0,
+  "tracker": {"qps": 4.5, "qps_1m": 2.0, "in_flight": 1},
+  "inodes": 12, "files": 9, "members_up": 5, "members_down": 1,
+  "groups": [
+    {"id": 1, "usable": true, "leader": "127.0.0.1:7100", "free_slots": 250, "capacity_slots": 256, "promised": 0,
+     "members": [
+       {"address": "127.0.0.1:7100", "node_id": 1, "role": "leader", "up": true, "heard": true,
+        "free_slots": 250, "capacity_slots": 256, "in_flight": 2, "qps": 12.5, "qps_1m": 3.1,
+        "bytes_in_per_s": 2500000.0, "bytes_out_per_s": 500000.0, "pool_utilization": 0.25},
+       {"address": "127.0.0.1:7101", "node_id": 2, "role": "follower", "up": true, "heard": true,
+        "free_slots": 128, "capacity_slots": 256, "in_flight": 0, "qps": 7.0, "qps_1m": 6.5,
+        "bytes_in_per_s": 2500000.0, "bytes_out_per_s": 0.0, "pool_utilization": 0.5},
+       {"address": "127.0.0.1:7102", "node_id": 3, "role": "follower", "up": false, "heard": true,
+        "free_slots": 250, "capacity_slots": 256, "in_flight": 4, "qps": 9.9, "qps_1m": 8.8,
+        "bytes_in_per_s": 1000000.0, "bytes_out_per_s": 1000000.0, "pool_utilization": 0.1}]},
+    {"id": 2, "usable": true, "leader": "127.0.0.1:7200", "free_slots": 256, "capacity_slots": 256, "promised": 0,
+     "members": [
+       {"address": "127.0.0.1:7200", "node_id": 4, "role": "leader", "up": true, "heard": true,
+        "free_slots": 256, "capacity_slots": 256, "in_flight": 1, "qps": 20.0, "qps_1m": 18.2,
+        "bytes_in_per_s": 0.0, "bytes_out_per_s": 4194304.0, "pool_utilization": 0.75},
+       {"address": "127.0.0.1:7201", "node_id": 5, "role": "follower", "up": true, "heard": true,
+        "free_slots": 256, "capacity_slots": 256, "in_flight": 0, "qps": 1.5, "qps_1m": 1.4,
+        "bytes_in_per_s": 0.0, "bytes_out_per_s": 0.0, "pool_utilization": 0.0},
+       {"address": "127.0.0.1:7202", "node_id": 6, "role": "follower", "up": true, "heard": true,
+        "free_slots": 256, "capacity_slots": 256, "in_flight": 0, "qps": 0.5, "qps_1m": 0.6,
+        "bytes_in_per_s": 0.0, "bytes_out_per_s": 0.0, "pool_utilization": 0.0}]}],
+  "hot_slices": [
+    {"group": 2, "node_id": 4, "address": "127.0.0.1:7200", "slot": 9, "gen": 1, "file_id": 12,
+     "path": "/big.iso", "reads": 90, "reads_all_time": 90, "cached": true},
+    {"group": 1, "node_id": 1, "address": "127.0.0.1:7100", "slot": 5, "gen": 2, "file_id": 7,
+     "path": "/dir/file.bin", "reads": 40, "reads_all_time": 140, "cached": true},
+    {"group": 1, "node_id": 1, "address": "127.0.0.1:7100", "slot": 6, "gen": 1, "file_id": 8,
+     "path": "", "reads": 30, "reads_all_time": 30, "cached": false},
+    {"group": 2, "node_id": 4, "address": "127.0.0.1:7200", "slot": 10, "gen": 1, "file_id": 12,
+     "path": "/big.iso", "reads": 20, "reads_all_time": 20, "cached": false},
+    {"group": 2, "node_id": 4, "address": "127.0.0.1:7200", "slot": 11, "gen": 1, "file_id": 12,
+     "path": "/big.iso", "reads": 10, "reads_all_time": 10, "cached": false},
+    {"group": 1, "node_id": 1, "address": "127.0.0.1:7100", "slot": 77, "gen": 3, "file_id": 9,
+     "path": "/cold.txt", "reads": 1, "reads_all_time": 1, "cached": false}],
+  "events": [
+    {"seconds_ago": 400, "text": "group 2 added"},
+    {"seconds_ago": 60, "text": "group 1 leader is now node 1 at 127.0.0.1:7100 (term 2)"},
+    {"seconds_ago": 5, "text": "group 2 leader is now node 4 at 127.0.0.1:7200 (term 1)"},
+    {"seconds_ago": 3.2, "text": "member 127.0.0.1:7102 of group 1 is down (no heartbeat for 3.0 s)"}]
+})json";
+
+// The frames in `admin top` output: each starts with its header line "tracker ADDR at TIME".
+std::vector<std::string> top_frames(const std::string& out, const std::string& tracker) {
+  std::vector<std::string> frames;
+  const std::string head = "tracker " + tracker + " at ";
+  for (size_t at = out.find(head); at != std::string::npos;) {
+    size_t next = out.find(head, at + 1);
+    frames.push_back(out.substr(at, next == std::string::npos ? std::string::npos : next - at));
+    at = next;
+  }
+  return frames;
+}
+
+// The whitespace-separated words of the first line of text that contains needle.
+std::vector<std::string> words_of_line(const std::string& text, const std::string& needle) {
+  size_t at = text.find(needle);
+  if (at == std::string::npos) return {};
+  size_t begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  size_t end = text.find('\n', at);
+  std::istringstream line(text.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+  std::vector<std::string> words;
+  for (std::string w; line >> w;) words.push_back(w);
+  return words;
+}
+
+using Words = std::vector<std::string>;
+
+TEST(CliTest, top_iterations_framesWithEveryMember) {
+  FakeTracker t;
+  t.set_status(kTopStatusJson);
+  auto r = run_cli({"--tracker", t.address(), "admin", "top", "--iterations", "2", "--interval", "0.2"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(t.status_calls(), 2);
+  // Not a terminal: no escape codes, frames one after another with a blank line between.
+  EXPECT_LACKS(r.out, "\x1b");
+  EXPECT_EQ(r.out.rfind("tracker " + t.address() + " at ", 0), 0u);
+  auto frames = top_frames(r.out, t.address());
+  ASSERT_EQ(frames.size(), 2u) << r.out;
+  EXPECT_TRUE(frames[0].ends_with("s)\n\n")) << frames[0];
+  EXPECT_TRUE(frames[1].ends_with("s)\n")) << frames[1];
+  for (const auto& f : frames) {
+    EXPECT_CONTAINS(f, ": 12 inodes, 9 files; members 5 up, 1 down; tracker 4.5 qps\n");
+    EXPECT_CONTAINS(f, "GROUP  NODE  ADDRESS");
+    // GROUP NODE ADDRESS ROLE STATE QPS QPS-1m IN-FLIGHT IN-MB/s OUT-MB/s POOL-% FREE-GiB FREE-%
+    EXPECT_EQ(words_of_line(f, "127.0.0.1:7100"),
+              (Words{"1", "1", "127.0.0.1:7100", "leader", "up", "12.5", "3.1", "2", "2.5", "0.5", "25", "0.98", "98"}));
+    EXPECT_EQ(words_of_line(f, "127.0.0.1:7101"),
+              (Words{"1", "2", "127.0.0.1:7101", "follower", "up", "7.0", "6.5", "0", "2.5", "0.0", "50", "0.50", "50"}));
+    // Down: its load figures are stale, so none are shown; its space is the last reported.
+    EXPECT_EQ(words_of_line(f, "127.0.0.1:7102"),
+              (Words{"1", "3", "127.0.0.1:7102", "follower", "DOWN", "-", "-", "-", "-", "-", "-", "0.98", "98"}));
+    EXPECT_EQ(words_of_line(f, "127.0.0.1:7200"),
+              (Words{"2", "4", "127.0.0.1:7200", "leader", "up", "20.0", "18.2", "1", "0.0", "4.2", "75", "1.00", "100"}));
+    EXPECT_EQ(words_of_line(f, "127.0.0.1:7201"),
+              (Words{"2", "5", "127.0.0.1:7201", "follower", "up", "1.5", "1.4", "0", "0.0", "0.0", "0", "1.00", "100"}));
+    EXPECT_EQ(words_of_line(f, "127.0.0.1:7202"),
+              (Words{"2", "6", "127.0.0.1:7202", "follower", "up", "0.5", "0.6", "0", "0.0", "0.0", "0", "1.00", "100"}));
+    // The 5 most-read slices, hottest first; a slice of a file with no name shows its inode.
+    EXPECT_EQ(words_of_line(f, "2:9@1"), (Words{"2:9@1", "127.0.0.1:7200", "90", "/big.iso"}));
+    EXPECT_EQ(words_of_line(f, "1:6@1"), (Words{"1:6@1", "127.0.0.1:7100", "30", "inode", "8"}));
+    EXPECT_LT(f.find("2:9@1"), f.find("1:5@2"));
+    EXPECT_LT(f.find("1:5@2"), f.find("2:11@1"));
+    EXPECT_LACKS(f, "1:77@3");
+    // The 3 newest events, newest last.
+    EXPECT_LACKS(f, "group 2 added");
+    EXPECT_CONTAINS(f, "group 1 leader is now node 1");
+    EXPECT_LT(f.find("group 2 leader is now node 4"), f.find("member 127.0.0.1:7102 of group 1 is down"));
+  }
+}
+
+// A tracker that does not report the newer figures (kStatusJson has no qps_1m, traffic, pool
+// or tracker load): they show as "-", and the rest as usual.
+TEST(CliTest, top_olderTracker_missingFiguresAsDashes) {
+  FakeTracker t;
+  auto r = run_cli({"--tracker", t.address(), "admin", "top", "--iterations", "1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_CONTAINS(r.out, ": 12 inodes, 9 files; members 1 up, 2 down; tracker - qps\n");
+  EXPECT_EQ(words_of_line(r.out, "127.0.0.1:7100"),
+            (Words{"1", "1", "127.0.0.1:7100", "leader", "up", "12.5", "-", "2", "-", "-", "-", "0.98", "98"}));
+  // Never heard from: nothing known but its address.
+  EXPECT_EQ(words_of_line(r.out, "10.0.0.7:7102"),
+            (Words{"12", "-", "10.0.0.7:7102", "-", "DOWN", "-", "-", "-", "-", "-", "-", "-", "-"}));
+  EXPECT_CONTAINS(r.out, "hot slices: none read yet\n");
+  EXPECT_EQ(top_frames(r.out, t.address()).size(), 1u);
+}
+
+TEST(CliTest, top_nothingListening_cannotReachTrackerExit1) {
+  uint16_t port = testing::free_port();
+  auto r = run_cli({"--tracker", addr(port), "admin", "top", "--iterations", "2", "--interval", "0.2"});
+  EXPECT_EQ(r.code, 1);
+  // Every try is a frame that says so; the last failure is also the error message.
+  auto frames = top_frames(r.out, addr(port));
+  ASSERT_EQ(frames.size(), 2u) << r.out;
+  for (const auto& f : frames) {
+    EXPECT_CONTAINS(f, "cannot reach tracker " + addr(port) + ": ");
+    EXPECT_CONTAINS(f, "refused");
+  }
+  EXPECT_CONTAINS(r.err, "mydfs: cannot reach tracker " + addr(port) + ": ");
+}
+
+// Without --iterations it runs until Ctrl-C, which ends it after a whole frame, exit status 0.
+TEST(CliTest, top_untilInterrupted_endsCleanly) {
+  FakeTracker t;
+  t.set_status(kTopStatusJson);
+  auto r = run_cli({"--tracker", t.address(), "admin", "top", "--interval", "0.1"}, std::nullopt,
+                   [&](const std::string& out) { return top_frames(out, t.address()).size() >= 3; });
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  auto frames = top_frames(r.out, t.address());
+  EXPECT_GE(frames.size(), 3u);
+  for (const auto& f : frames) EXPECT_CONTAINS(f, "member 127.0.0.1:7102 of group 1 is down");
+}
+
+TEST(CliTest, top_badArguments_refusedBeforeAnyCall) {
+  FakeTracker t;
+  for (auto interval : {"0", "-1", "3601", "abc", "1s", "nan", "inf"}) {
+    auto r = run_cli({"--tracker", t.address(), "admin", "top", std::string("--interval=") + interval});
+    EXPECT_EQ(r.code, 2) << interval;
+    EXPECT_EQ(r.out, "") << interval;
+    EXPECT_CONTAINS(r.err, std::string("mydfs: top: invalid interval '") + interval + "'");
+    EXPECT_CONTAINS(r.err, "mydfs admin top --help");
+  }
+  for (auto n : {"-1", "x", "1.5"}) {
+    auto r = run_cli({"--tracker", t.address(), "admin", "top", std::string("--iterations=") + n});
+    EXPECT_EQ(r.code, 2) << n;
+    EXPECT_CONTAINS(r.err, std::string("mydfs: top: invalid iterations '") + n + "'");
+  }
+  auto bad_tracker = run_cli({"--tracker", "nonsense", "admin", "top", "--iterations", "1"});
+  EXPECT_EQ(bad_tracker.code, 2);
+  EXPECT_CONTAINS(bad_tracker.err, "mydfs: --tracker: bad address 'nonsense'");
+  EXPECT_EQ(t.status_calls(), 0);
 }
 
 // ---- Choosing the tracker -------------------------------------------------------------------
