@@ -1,5 +1,7 @@
 #include "common/metrics.h"
 
+#include <time.h>
+
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -53,29 +55,20 @@ void Metrics::gauge_fn(const std::string& name, const std::string& labels, const
   family(name, "gauge", help).fns[labels] = std::move(fn);
 }
 
-static int64_t now_sec() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void RateWindow::add(uint64_t n) { add_at(now_sec(), n); }
-
-void RateWindow::add_at(int64_t sec, uint64_t n) {
-  std::lock_guard g(mu_);
-  Bucket& b = b_[static_cast<size_t>(sec % kBuckets)];
-  if (b.sec != sec) b = Bucket{sec, 0};
-  b.n += n;
+int64_t RateWindow::now_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec;
 }
 
 double RateWindow::rate_at(int64_t now, int seconds) const {
-  std::lock_guard g(mu_);
   uint64_t sum = 0;
-  for (const Bucket& b : b_)
-    if (b.sec < now && b.sec >= now - seconds) sum += b.n;
+  for (const Bucket& b : b_) {
+    int64_t sec = b.sec.load(std::memory_order_relaxed);
+    if (sec < now && sec >= now - seconds) sum += b.n.load(std::memory_order_relaxed);
+  }
   return static_cast<double>(sum) / seconds;
 }
-
-double RateWindow::rate_1s() const { return rate_at(now_sec(), 1); }
-double RateWindow::rate_1m() const { return rate_at(now_sec(), 60); }
 
 void PoolMeter::export_to(Metrics& m, const std::string& name) {
   std::string l = "pool=\"" + name + "\"";

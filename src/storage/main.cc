@@ -239,6 +239,7 @@ int main(int argc, char** argv) {
   MeteredPool io_pool(c.io_threads);
   io_pool.meter().export_to(metrics, "disk");
   const bool metered = c.metrics == "on";
+  io_pool.meter().set_enabled(metered);
   std::unique_ptr<storage::SliceStats> slice_stats;
   if (metered) {
     storage::SliceStatsOptions sso;
