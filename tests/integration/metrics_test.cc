@@ -287,7 +287,8 @@ TEST_F(Monitoring, bothDaemonsMetrics_areValidPrometheusText) {
   uint16_t tport = mydfs::testing::free_port(), thttp = mydfs::testing::free_port();
   Daemon t(mydfs::testing::binary("MYDFS_TRACKER_BIN"),
            {"--data", dir_ / "tracker", "--listen", fmt::format("127.0.0.1:{}", tport), "--http",
-            fmt::format("127.0.0.1:{}", thttp), "--group", fmt::format("1=127.0.0.1:{}", port_)},
+            fmt::format("127.0.0.1:{}", thttp), "--group", fmt::format("1=127.0.0.1:{}", port_), "--stats-interval",
+            "0.2"},
            dir_ / "tracker.log");
   t.start();
   ASSERT_TRUE(mydfs::testing::wait_for_port(thttp, 20s)) << t.log();
@@ -297,6 +298,17 @@ TEST_F(Monitoring, bothDaemonsMetrics_areValidPrometheusText) {
   EXPECT_EQ(tp.series["mydfs_tracker_members{state=\"down\"}"], 1);  // this node sends no heartbeats
   EXPECT_EQ(tp.types["mydfs_tracker_edit_log_bytes"], "gauge");
   EXPECT_TRUE(tp.series.count("mydfs_pool_utilization{pool=\"tracker\",window=\"1m\"}"));
+  // /status: the tracker's own figures, members by liveness, and the image age (the first image
+  // is written at start).
+  auto ts = json::parse(mydfs::testing::http_get(thttp, "/status"), nullptr, false);
+  ASSERT_TRUE(ts.is_object());
+  EXPECT_EQ(ts["members_down"], 1);
+  EXPECT_EQ(ts["members_up"], 0);
+  EXPECT_GT(ts["tracker"]["rss_bytes"].get<double>(), 0.0);
+  EXPECT_GE(ts["uptime_seconds"].get<double>(), 0.0);
+  EXPECT_TRUE(ts["hot_slices"].is_array());
+  std::this_thread::sleep_for(500ms);
+  EXPECT_NE(t.log().find("stats: qps"), std::string::npos) << t.log();
 }
 
 // The checker itself: each of these breaks a rule a scraper relies on.
