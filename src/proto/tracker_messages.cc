@@ -75,7 +75,7 @@ void HeartbeatReq::decode(Reader& r) {
   node_id = r.u32(); group_id = r.u32(); address = r.str(256); http = r.str(256); role = r.str(32);
   term = r.u64(); free_slots = r.u32(); high_water = r.u32(); capacity_slots = r.u32(); in_flight = r.u32();
   qps = r.f64();
-  load.decode(r);
+  if (r.remaining() > 0) load.decode(r);  // a node from before load reports sends none
 }
 
 void NodeLoad::encode(Writer& w) const {

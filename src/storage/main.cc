@@ -199,6 +199,17 @@ int main(int argc, char** argv) {
 
   Metrics metrics;
   register_process_metrics(metrics);
+  const bool metered = c.metrics == "on";
+  std::unique_ptr<storage::SliceStats> slice_stats;
+  if (metered) {
+    storage::SliceStatsOptions sso;
+    sso.path = c.data + "/slice-reads";
+    sso.hot_after = c.hot_after;
+    sso.cache_bytes = *hot_cache;
+    slice_stats = std::make_unique<storage::SliceStats>(sso, &metrics);
+    if (auto s = slice_stats->load(); !s.ok()) spdlog::warn("{}", s.error().message);
+    (*store)->set_change_hook([p = slice_stats.get()](uint32_t slot) { p->invalidate(slot); });
+  }
   asio::io_context io(1);
   std::unique_ptr<storage::Replicator> repl;
   storage::GroupReplicator* group = nullptr;
@@ -238,18 +249,7 @@ int main(int argc, char** argv) {
 
   MeteredPool io_pool(c.io_threads);
   io_pool.meter().export_to(metrics, "disk");
-  const bool metered = c.metrics == "on";
   io_pool.meter().set_enabled(metered);
-  std::unique_ptr<storage::SliceStats> slice_stats;
-  if (metered) {
-    storage::SliceStatsOptions sso;
-    sso.path = c.data + "/slice-reads";
-    sso.hot_after = c.hot_after;
-    sso.cache_bytes = *hot_cache;
-    slice_stats = std::make_unique<storage::SliceStats>(sso, &metrics);
-    if (auto s = slice_stats->load(); !s.ok()) spdlog::warn("{}", s.error().message);
-    st.set_change_hook([p = slice_stats.get()](uint32_t slot) { p->invalidate(slot); });
-  }
   metrics.gauge_fn("mydfs_raft_term", "Raft term this member is in (0: group of one)", [&] {
     return static_cast<double>(repl->role_info().term);
   });
@@ -356,14 +356,17 @@ int main(int argc, char** argv) {
   };
   // All-time read counts persist now and then (and at shutdown, below).
   asio::steady_timer save_timer(io);
+  std::atomic<bool> saving{false};
   std::function<void()> arm_save = [&] {
     if (!slice_stats) return;
     save_timer.expires_after(std::chrono::seconds(c.read_counts_save_s));
     save_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      asio::post(io_pool.pool(), [&] {
-        if (auto s = slice_stats->save(); !s.ok()) spdlog::warn("cannot save slice read counts: {}", s.error().message);
-      });
+      if (!saving.exchange(true))  // a save still running (a slow disk) is not doubled
+        asio::post(io_pool.pool(), [&] {
+          if (auto s = slice_stats->save(); !s.ok()) spdlog::warn("cannot save slice read counts: {}", s.error().message);
+          saving = false;
+        });
       arm_save();
     });
   };

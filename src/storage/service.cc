@@ -247,7 +247,7 @@ asio::awaitable<Result<ReadResp>> StorageService::read(const ReadReq& req, Outbo
     co_return make_error(Code::NOT_FOUND, fmt::format("{} holds no committed data", req.loc));
   if (req.offset > m.valid_len)
     co_return make_error(Code::BAD_REQUEST, fmt::format("read offset {} past valid_len {}", req.offset, m.valid_len));
-  if (stats_ && stats_->hot(stats_->record_read(m)) && stats_->cache_enabled()) {
+  if (stats_ && stats_->hot(stats_->record_read(m)) && stats_->cache_enabled() && stats_->fits(m.valid_len)) {
     auto hot = co_await read_hot(req, m, out);
     if (hot) co_return std::move(*hot);
   }

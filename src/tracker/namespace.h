@@ -51,7 +51,7 @@ class Namespace {
 
   uint64_t inode_count() const { return inodes_.size(); }
   uint64_t file_count() const { return files_; }
-  // A path of each of these inodes ("" for one without a name: removed, or an open orphan). One
+  // A path of each of these inodes ("" for one without a name any more). One
   // pass over every directory, so callers ask for a few inodes at a time (the dashboard's hot list).
   std::map<uint64_t, std::string> paths_of(const std::vector<uint64_t>& inos) const;
   uint64_t next_ino() const { return next_ino_; }

@@ -164,9 +164,21 @@ nlohmann::json TrackerService::status_json() const {
     j["members_down"] = down;
     std::sort(hot.begin(), hot.end(), [](const Hot& a, const Hot& b) { return a.s.reads > b.s.reads; });
     if (hot.size() > kMaxHotSlices) hot.resize(kMaxHotSlices);
-    std::vector<uint64_t> inos;
-    for (const auto& h : hot) inos.push_back(h.s.file_id);
-    auto paths = ns.paths_of(inos);
+    std::map<uint64_t, std::string> paths;
+    {
+      std::lock_guard g(paths_mu_);
+      std::vector<uint64_t> stale;
+      for (const auto& h : hot) {
+        auto it = paths_.find(h.s.file_id);
+        if (it == paths_.end() || now - it->second.second > kPathTtl) stale.push_back(h.s.file_id);
+      }
+      if (!stale.empty()) {
+        for (auto it = paths_.begin(); it != paths_.end();)  // forget files that are no longer hot
+          it = now - it->second.second > 6 * kPathTtl ? paths_.erase(it) : std::next(it);
+        for (auto& [ino, path] : ns.paths_of(stale)) paths_[ino] = {std::move(path), now};
+      }
+      for (const auto& h : hot) paths[h.s.file_id] = paths_[h.s.file_id].first;
+    }
     j["hot_slices"] = json::array();
     for (const auto& h : hot)
       j["hot_slices"].push_back({{"group", h.group}, {"node_id", h.node_id}, {"address", h.address},

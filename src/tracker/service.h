@@ -2,7 +2,10 @@
 // small pool (they may wait for a group commit's fsync to finish), never on the network thread.
 #pragma once
 #include <boost/asio.hpp>
+#include <chrono>
 #include <functional>
+#include <map>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -28,6 +31,11 @@ class TrackerService {
   TrackerState& state_;
   MeteredPool& pool_;
   std::function<nlohmann::json()> self_status_;
+  // Paths of hot slices' files, looked up again at most every kPathTtl: naming an inode scans
+  // every directory, and the dashboard asks every second.
+  static constexpr std::chrono::seconds kPathTtl{10};
+  mutable std::mutex paths_mu_;
+  mutable std::map<uint64_t, std::pair<std::string, std::chrono::steady_clock::time_point>> paths_;
 };
 
 }  // namespace mydfs::tracker

@@ -3,6 +3,7 @@
 #include "common/checksum.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
+#include "proto/tracker_messages.h"
 
 namespace mydfs::proto {
 namespace {
@@ -67,6 +68,36 @@ TEST(Codec, roundTrip_everyMessage) {
   expect_round_trip(TxDecideResp{TxDecision::COMMIT, 3});
   expect_round_trip(TxFinishReq{0xfeed, true});
   expect_round_trip(TxForgetReq{0xfeed});
+}
+
+TEST(Codec, heartbeatLoad_roundTrip_andOlderNodesWithoutItDecode) {
+  HeartbeatReq hb;
+  hb.node_id = 3;
+  hb.address = "127.0.0.1:7102";
+  hb.role = "follower";
+  hb.qps = 12.5;
+  hb.load.qps_1m = 3.25;
+  hb.load.bytes_out_per_s = 1e9;
+  hb.load.commit_index = 77;
+  hb.load.rss_bytes = 1 << 30;
+  hb.load.hot = {HotSlice{5, 2, 12, 40, 140, true}, HotSlice{6, 1, 13, 21, 21, false}};
+  std::string wire = encode_message(hb);
+  auto back = decode_message<HeartbeatReq>(wire);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->qps, 12.5);
+  EXPECT_TRUE(back->load == hb.load);
+  // The same heartbeat from a node that reports no load (the fields before it only) still decodes.
+  HeartbeatReq old = hb;
+  old.load = NodeLoad{};
+  std::string short_wire = encode_message(old).substr(0, wire.size() - (100 + 2 * 33));
+  auto o = decode_message<HeartbeatReq>(short_wire);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->node_id, 3u);
+  EXPECT_TRUE(o->load.hot.empty());
+  // A hot list longer than allowed, or cut short, is refused.
+  hb.load.hot.resize(NodeLoad::kMaxHot + 1);
+  EXPECT_FALSE(decode_message<HeartbeatReq>(encode_message(hb)).ok());
+  EXPECT_FALSE(decode_message<HeartbeatReq>(wire.substr(0, wire.size() - 5)).ok());
 }
 
 TEST(Codec, slotMetaFields_survive) {
