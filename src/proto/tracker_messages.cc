@@ -68,14 +68,15 @@ void HeartbeatReq::encode(Writer& w) const {
   w.u32(node_id); w.u32(group_id); w.str(address); w.str(http); w.str(role); w.u64(term);
   w.u32(free_slots); w.u32(high_water); w.u32(capacity_slots); w.u32(in_flight);
   w.f64(qps);
-  load.encode(w);
+  if (has_load) load.encode(w);
 }
 
 void HeartbeatReq::decode(Reader& r) {
   node_id = r.u32(); group_id = r.u32(); address = r.str(256); http = r.str(256); role = r.str(32);
   term = r.u64(); free_slots = r.u32(); high_water = r.u32(); capacity_slots = r.u32(); in_flight = r.u32();
   qps = r.f64();
-  if (r.remaining() > 0) load.decode(r);  // a node from before load reports sends none
+  has_load = r.remaining() > 0;  // a node from before load reports sends none
+  if (has_load) load.decode(r);
 }
 
 void NodeLoad::encode(Writer& w) const {

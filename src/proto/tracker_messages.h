@@ -114,6 +114,7 @@ struct HeartbeatReq {
   uint64_t term = 0;
   uint32_t free_slots = 0, high_water = 0, capacity_slots = 0, in_flight = 0;
   double qps = 0;
+  bool has_load = true;  // false: the message ends after qps (a node that reports no load)
   NodeLoad load;
   void encode(Writer& w) const;
   void decode(Reader& r);

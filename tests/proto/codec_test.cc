@@ -94,6 +94,8 @@ TEST(Codec, heartbeatLoad_roundTrip_andOlderNodesWithoutItDecode) {
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->node_id, 3u);
   EXPECT_TRUE(o->load.hot.empty());
+  EXPECT_FALSE(o->has_load);
+  EXPECT_EQ(encode_message(*o), short_wire);  // and it is sent on as it came
   // A hot list longer than allowed, or cut short, is refused.
   hb.load.hot.resize(NodeLoad::kMaxHot + 1);
   EXPECT_FALSE(decode_message<HeartbeatReq>(encode_message(hb)).ok());
