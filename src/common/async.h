@@ -59,6 +59,19 @@ boost::asio::awaitable<void> run_workers(boost::asio::any_io_executor ex, uint64
   });
 }
 
+// Calls fn on timer's executor every period until the timer is cancelled (a period of zero or
+// less: never).
+inline void repeat_every(boost::asio::steady_timer& timer, std::chrono::steady_clock::duration period,
+                         std::function<void()> fn) {
+  if (period <= period.zero()) return;
+  timer.expires_after(period);
+  timer.async_wait([&timer, period, fn = std::move(fn)](const boost::system::error_code& ec) mutable {
+    if (ec) return;
+    fn();
+    repeat_every(timer, period, std::move(fn));
+  });
+}
+
 // A thread pool whose busy share is measured (run_on counts every task's running time).
 class MeteredPool {
  public:

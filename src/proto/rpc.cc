@@ -342,8 +342,6 @@ RpcServer::Rates RpcServer::rates() const {
   r.qps_1m = sh.requests_rate.rate_1m();
   r.bytes_in_1s = sh.bytes_in_rate.rate_1s();
   r.bytes_out_1s = sh.bytes_out_rate.rate_1s();
-  r.bytes_in_1m = sh.bytes_in_rate.rate_1m();
-  r.bytes_out_1m = sh.bytes_out_rate.rate_1m();
   return r;
 }
 

@@ -155,7 +155,7 @@ class RpcServer {
   Metrics* metrics() const { return metrics_; }
   // Requests and bytes per second over the last complete second / minute.
   struct Rates {
-    double qps_1s = 0, qps_1m = 0, bytes_in_1s = 0, bytes_out_1s = 0, bytes_in_1m = 0, bytes_out_1m = 0;
+    double qps_1s = 0, qps_1m = 0, bytes_in_1s = 0, bytes_out_1s = 0;
   };
   Rates rates() const;
 

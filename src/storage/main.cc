@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/async.h"
 #include "common/daemon.h"
 #include "common/http_status.h"
 #include "common/logging.h"
@@ -357,40 +358,27 @@ int main(int argc, char** argv) {
   // All-time read counts persist now and then (and at shutdown, below).
   asio::steady_timer save_timer(io);
   std::atomic<bool> saving{false};
-  std::function<void()> arm_save = [&] {
-    if (!slice_stats) return;
-    save_timer.expires_after(std::chrono::seconds(c.read_counts_save_s));
-    save_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
+  if (slice_stats)
+    repeat_every(save_timer, std::chrono::seconds(c.read_counts_save_s), [&] {
       if (!saving.exchange(true))  // a save still running (a slow disk) is not doubled
         asio::post(io_pool.pool(), [&] {
           if (auto s = slice_stats->save(); !s.ok()) spdlog::warn("cannot save slice read counts: {}", s.error().message);
           saving = false;
         });
-      arm_save();
     });
-  };
-  arm_save();
   asio::steady_timer stats_timer(io);
-  std::function<void()> arm_stats = [&] {
-    if (c.stats_interval <= 0) return;
-    stats_timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(c.stats_interval * 1000)));
-    stats_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      proto::NodeLoad l;
-      fill_load(l);
-      auto ri = repl->role_info();
-      spdlog::info("stats: {} term {}, qps {:.1f} (1m {:.1f}), in flight {}, in {:.1f} MB/s, out {:.1f} MB/s, "
-                   "disk pool {:.0f}%, commit {} applied {}, slots free {}/{}, hot cache {} hits {} misses, "
-                   "rss {:.1f} MiB",
-                   ri.role, ri.term, server.rates().qps_1s, l.qps_1m, metrics.value("mydfs_rpc_in_flight"),
-                   l.bytes_in_per_s / 1e6, l.bytes_out_per_s / 1e6, l.pool_utilization * 100, l.commit_index,
-                   l.applied_index, st.free_slots(), st.capacity(), l.hot_cache_hits, l.hot_cache_misses,
-                   static_cast<double>(l.rss_bytes) / (1 << 20));
-      arm_stats();
-    });
-  };
-  arm_stats();
+  repeat_every(stats_timer, std::chrono::milliseconds(static_cast<int64_t>(c.stats_interval * 1000)), [&] {
+    proto::NodeLoad l;
+    fill_load(l);
+    auto ri = repl->role_info();
+    spdlog::info("stats: {} term {}, qps {:.1f} (1m {:.1f}), in flight {}, in {:.1f} MB/s, out {:.1f} MB/s, "
+                 "disk pool {:.0f}%, commit {} applied {}, slots free {}/{}, hot cache {} hits {} misses, "
+                 "rss {:.1f} MiB",
+                 ri.role, ri.term, server.rates().qps_1s, l.qps_1m, metrics.value("mydfs_rpc_in_flight"),
+                 l.bytes_in_per_s / 1e6, l.bytes_out_per_s / 1e6, l.pool_utilization * 100, l.commit_index,
+                 l.applied_index, st.free_slots(), st.capacity(), l.hot_cache_hits, l.hot_cache_misses,
+                 static_cast<double>(l.rss_bytes) / (1 << 20));
+  });
 
   server.start();
   http.start();

@@ -53,9 +53,9 @@ class SliceStats {
   // Counts one read of the slice m describes; returns its reads since start.
   uint64_t record_read(const proto::SlotMeta& m);
   bool hot(uint64_t since_start) const { return opt_.hot_after > 0 && since_start >= opt_.hot_after; }
-  bool cache_enabled() const { return opt_.cache_bytes > 0; }
-  // A slice of this many bytes may be cached (a larger one would be loaded on every read).
-  bool fits(uint64_t bytes) const { return bytes <= opt_.cache_bytes; }
+  // A slice of this many bytes may be cached: there is a cache, and the slice is not larger than
+  // all of it (it would be loaded on every read).
+  bool fits(uint64_t bytes) const { return opt_.cache_bytes > 0 && bytes <= opt_.cache_bytes; }
 
   // The cached payload of exactly this header, or null (counted as a hit or a miss).
   std::shared_ptr<const AlignedBuffer> lookup(const proto::SlotMeta& m);

@@ -172,34 +172,21 @@ int main(int argc, char** argv) {
 
   // The checker: marks members down after missed heartbeats.
   asio::steady_timer checker(io);
-  std::function<void()> arm = [&] {
-    checker.expires_after(std::chrono::milliseconds(std::max<uint32_t>(heartbeat_ms / 4, 10)));
-    checker.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      asio::post(pool.pool(), [&st] { st.with_groups([](tracker::GroupRegistry& g) { g.check(std::chrono::steady_clock::now()); }); });
-      arm();
-    });
-  };
-  arm();
+  repeat_every(checker, std::chrono::milliseconds(std::max<uint32_t>(heartbeat_ms / 4, 10)), [&] {
+    asio::post(pool.pool(), [&st] { st.with_groups([](tracker::GroupRegistry& g) { g.check(std::chrono::steady_clock::now()); }); });
+  });
 
   asio::steady_timer stats_timer(io);
-  std::function<void()> arm_stats = [&] {
-    if (stats_interval <= 0) return;
-    stats_timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(stats_interval * 1000)));
-    stats_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      auto r = server.rates();
-      spdlog::info("stats: qps {:.1f} (1m {:.1f}), in flight {}, in {:.1f} MB/s, out {:.1f} MB/s, pool {:.0f}%, "
-                   "inodes {}, members up {} down {}, edit log {} bytes, rss {:.1f} MiB",
-                   r.qps_1s, r.qps_1m, metrics.value("mydfs_rpc_in_flight"), r.bytes_in_1s / 1e6, r.bytes_out_1s / 1e6,
-                   pool.meter().utilization_1s() * 100, metrics.value("mydfs_tracker_inodes"),
-                   metrics.value("mydfs_tracker_members", "state=\"up\""),
-                   metrics.value("mydfs_tracker_members", "state=\"down\""), st.log_bytes(),
-                   metrics.value("process_resident_memory_bytes") / (1 << 20));
-      arm_stats();
-    });
-  };
-  arm_stats();
+  repeat_every(stats_timer, std::chrono::milliseconds(static_cast<int64_t>(stats_interval * 1000)), [&] {
+    auto r = server.rates();
+    spdlog::info("stats: qps {:.1f} (1m {:.1f}), in flight {}, in {:.1f} MB/s, out {:.1f} MB/s, pool {:.0f}%, "
+                 "inodes {}, members up {} down {}, edit log {} bytes, rss {:.1f} MiB",
+                 r.qps_1s, r.qps_1m, metrics.value("mydfs_rpc_in_flight"), r.bytes_in_1s / 1e6, r.bytes_out_1s / 1e6,
+                 pool.meter().utilization_1s() * 100, metrics.value("mydfs_tracker_inodes"),
+                 metrics.value("mydfs_tracker_members", "state=\"up\""),
+                 metrics.value("mydfs_tracker_members", "state=\"down\""), st.log_bytes(),
+                 metrics.value("process_resident_memory_bytes") / (1 << 20));
+  });
 
   server.start();
   status.start();

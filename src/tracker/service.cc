@@ -164,7 +164,7 @@ nlohmann::json TrackerService::status_json() const {
     j["members_down"] = down;
     std::sort(hot.begin(), hot.end(), [](const Hot& a, const Hot& b) { return a.s.reads > b.s.reads; });
     if (hot.size() > kMaxHotSlices) hot.resize(kMaxHotSlices);
-    std::map<uint64_t, std::string> paths;
+    j["hot_slices"] = json::array();
     {
       std::lock_guard g(paths_mu_);
       std::vector<uint64_t> stale;
@@ -177,14 +177,12 @@ nlohmann::json TrackerService::status_json() const {
           it = now - it->second.second > 6 * kPathTtl ? paths_.erase(it) : std::next(it);
         for (auto& [ino, path] : ns.paths_of(stale)) paths_[ino] = {std::move(path), now};
       }
-      for (const auto& h : hot) paths[h.s.file_id] = paths_[h.s.file_id].first;
+      for (const auto& h : hot)
+        j["hot_slices"].push_back({{"group", h.group}, {"node_id", h.node_id}, {"address", h.address},
+                                   {"slot", h.s.slot}, {"gen", h.s.gen}, {"file_id", h.s.file_id},
+                                   {"path", paths_[h.s.file_id].first}, {"reads", h.s.reads},
+                                   {"reads_all_time", h.s.reads_all_time}, {"cached", h.s.cached}});
     }
-    j["hot_slices"] = json::array();
-    for (const auto& h : hot)
-      j["hot_slices"].push_back({{"group", h.group}, {"node_id", h.node_id}, {"address", h.address},
-                                 {"slot", h.s.slot}, {"gen", h.s.gen}, {"file_id", h.s.file_id},
-                                 {"path", paths[h.s.file_id]}, {"reads", h.s.reads},
-                                 {"reads_all_time", h.s.reads_all_time}, {"cached", h.s.cached}});
     j["events"] = json::array();
     for (const auto& e : groups.events())
       j["events"].push_back({{"seconds_ago", std::chrono::duration<double>(now - e.at).count()}, {"text", e.text}});

@@ -83,19 +83,6 @@ std::string find_chromium() {
   return "";
 }
 
-// Runs a shell command; returns its exit status and its stdout in *out.
-int run(const std::string& cmd, std::string* out) {
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  std::string text;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  int st = ::pclose(p);
-  if (out) *out = std::move(text);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 std::string attr(const std::string& tag, const std::string& name) {
   std::smatch m;
   std::regex re("\\b" + name + "=\"([^\"]*)\"");
@@ -160,7 +147,7 @@ class DashboardTest : public ::testing::Test {
   // Loads the page, lets it poll /status a few times (virtual time), returns the rendered DOM.
   Page sample(int budget_ms = 2500) const {
     std::string dom;
-    int rc = run(chromium_cmd(budget_ms, "--dump-dom"), &dom);
+    int rc = mydfs::testing::run_shell(chromium_cmd(budget_ms, "--dump-dom"), &dom);
     EXPECT_EQ(rc, 0) << "chromium --dump-dom failed (124: timed out)";
     return parse(std::move(dom));
   }
@@ -263,7 +250,8 @@ TEST_F(DashboardTest, showsEveryNodeAndItsLoad_andAKilledNodeTurnsDown) {
   fs::path png = dir / "dashboard.png";
   std::error_code ec;
   fs::remove(png, ec);
-  int rc = run(chromium_cmd(3000, "--window-size=1400,1000 " + shell_quote("--screenshot=" + png.string())), nullptr);
+  int rc = mydfs::testing::run_shell(
+      chromium_cmd(3000, "--window-size=1400,1000 " + shell_quote("--screenshot=" + png.string())));
   EXPECT_EQ(rc, 0) << "chromium --screenshot failed (124: timed out)";
   ASSERT_TRUE(fs::exists(png)) << png;
   EXPECT_GT(fs::file_size(png), 10u * 1024) << png;

@@ -50,18 +50,7 @@ bool is_mounted(const fs::path& dir) {
 }
 
 // Runs a shell command; returns its exit status, its output in *out.
-int sh(const std::string& cmd, std::string* out = nullptr) {
-  std::string full = cmd + " 2>&1";
-  FILE* p = ::popen(full.c_str(), "r");
-  if (!p) return -1;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  int st = ::pclose(p);
-  if (out) *out = text;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+int sh(const std::string& cmd, std::string* out = nullptr) { return mydfs::testing::run_shell(cmd + " 2>&1", out); }
 
 // `mydfs mount` in the foreground, as a daemon of the test.
 class Mount {

@@ -131,6 +131,18 @@ bool wait_for_port(uint16_t port, std::chrono::milliseconds timeout) {
   return false;
 }
 
+int run_shell(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::string text;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+  int st = ::pclose(p);
+  if (out) *out = std::move(text);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 std::string http_get(uint16_t port, const std::string& path, int* status) {
   if (status) *status = 0;
   int s = connect_to(port);

@@ -37,6 +37,9 @@ class Daemon {
 uint16_t free_port();
 // True once something accepts TCP connections on 127.0.0.1:port.
 bool wait_for_port(uint16_t port, std::chrono::milliseconds timeout);
+// Runs a shell command; returns its exit status (-1 if it did not exit normally) and its standard
+// output in *out.
+int run_shell(const std::string& cmd, std::string* out = nullptr);
 // GET over HTTP/1.0; returns the body ("" on failure) and the status code in *status.
 std::string http_get(uint16_t port, const std::string& path, int* status = nullptr);
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/file_io.h"
 #include "common/metrics.h"
 #include "storage/slice_stats.h"
 #include "../support/temp_dir.h"
@@ -97,6 +98,27 @@ TEST(SliceStats, allTimeCountsSaveAndLoad_damagedFileRefused) {
   auto st = s.load();
   EXPECT_EQ(st.code(), Code::CORRUPT);
   EXPECT_EQ(s.of(Location{0, 9, 3}).all_time, 0u);
+}
+
+TEST(SliceStats, failedSave_reportsItAndKeepsTheLastSavedCounts) {
+  mydfs::testing::TempDir dir;
+  std::string path = dir / "reads";
+  Metrics m;
+  SliceStats s({path, 20, 0}, &m);
+  for (int i = 0; i < 3; ++i) s.record_read(meta(4, 1, 10));
+  ASSERT_TRUE(s.save().ok());
+  s.record_read(meta(4, 1, 10));
+  // The disk fails (full, or EIO) half way through the new file.
+  set_write_fault([](const std::string& p, uint64_t, size_t len) -> long {
+    return p.find("reads.tmp") != std::string::npos ? static_cast<long>(len / 2) : -1;
+  });
+  Status st = s.save();
+  set_write_fault(nullptr);
+  EXPECT_FALSE(st.ok());
+  Metrics m2;
+  SliceStats again({path, 20, 0}, &m2);
+  ASSERT_TRUE(again.load().ok());
+  EXPECT_EQ(again.of(Location{0, 4, 1}).all_time, 3u);
 }
 
 TEST(RateWindow, lastSecondAndLastMinute) {
