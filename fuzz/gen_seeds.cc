@@ -3,7 +3,7 @@
 // to regenerate (from the repository root):
 //   clang++ -std=c++20 -include utility -Isrc -DSPDLOG_FMT_EXTERNAL -DSPDLOG_COMPILED_LIB \
 //     fuzz/gen_seeds.cc src/proto/frame.cc src/proto/messages.cc src/storage/slot_format.cc \
-//     src/storage/command.cc src/storage/wal.cc src/storage/file_io.cc \
+//     src/storage/command.cc src/seglog/wal.cc src/storage/file_io.cc \
 //     -lspdlog -lfmt -lxxhash -pthread -o build-fuzz/gen_seeds && build-fuzz/gen_seeds fuzz/seeds
 #include <cstdio>
 #include <cstring>
@@ -15,11 +15,13 @@
 #include "proto/messages.h"
 #include "storage/command.h"
 #include "storage/slot_format.h"
-#include "storage/wal.h"
+#include "seglog/wal.h"
 
 using namespace mydfs;
 using namespace mydfs::proto;
 using namespace mydfs::storage;
+using mydfs::seglog::Wal;
+using mydfs::seglog::kWalRecordHeader;
 namespace fs = std::filesystem;
 
 static std::string g_root;

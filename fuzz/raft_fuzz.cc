@@ -22,7 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fuzz_check.h"
-#include "proto/record.h"
+#include "common/record.h"
 #include "raft/log_store.h"
 
 namespace fs = std::filesystem;

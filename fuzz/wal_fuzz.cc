@@ -1,4 +1,4 @@
-// libFuzzer target for write-ahead-log recovery: storage/wal.h (Wal::open reading a segment).
+// libFuzzer target for write-ahead-log recovery: seglog/wal.h (Wal::open reading a segment).
 //
 // Input: byte 0 is flags, the rest the bytes of the only segment, wal-0000000000000001.log, of a
 // fresh directory under $MYDFS_FUZZ_TMPDIR (else $TMPDIR, else /tmp; tools/fuzz points it at a
@@ -15,7 +15,7 @@
 //     body starts with its own index; log entry bodies are decoded as the replicator does.
 //   * on error the segment is left byte for byte as it was (nothing dropped).
 //   * on success the segment is a prefix of the input, and only a torn tail is cut: no valid
-//     record with a later index starts anywhere in the cut bytes (storage/wal.h: "a bad record
+//     record with a later index starts anywhere in the cut bytes (seglog/wal.h: "a bad record
 //     with valid records after it ... is corruption: open fails"); bytes() is the segment's size,
 //     last_index() the last visited index; opening again gives the same records and cuts nothing;
 //     and (after == 0) a record appended after recovery is found by the next open.
@@ -37,11 +37,13 @@
 
 #include "fuzz_check.h"
 #include "storage/command.h"
-#include "storage/wal.h"
+#include "seglog/wal.h"
 
 namespace fs = std::filesystem;
 
 namespace mydfs::storage {
+using seglog::Wal;
+using seglog::kWalRecordHeader;
 namespace {
 
 using fuzz::hex;

@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "client/client.h"
-#include "common/daemon.h"
+#include "common/parse.h"
 
 using namespace mydfs;
 using Clock = std::chrono::steady_clock;

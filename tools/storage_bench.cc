@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/checksum.h"
-#include "common/daemon.h"
+#include "common/parse.h"
 #include "proto/rpc.h"
 #include "storage/slot_format.h"
 #include "tools/bench_slices.h"

@@ -13,7 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "common/daemon.h"
+#include "common/parse.h"
 #include "proto/rpc.h"
 #include "proto/tracker_messages.h"
 #include "tracker/state.h"

@@ -6,14 +6,14 @@
 
 #include "common/async.h"
 #include "common/checksum.h"
-#include "common/daemon.h"
-#include "storage/slot_format.h"
+#include "common/parse.h"
+#include "proto/messages.h"
 
 namespace mydfs::client {
 
 namespace asio = boost::asio;
 using namespace mydfs::proto;
-using storage::kPayloadCapacity;
+using proto::kPayloadCapacity;
 
 bool retryable(Code c) {
   return c == Code::CONFLICT || c == Code::STALE || c == Code::DELETED || c == Code::REDIRECT || c == Code::NOT_FOUND;
@@ -25,22 +25,8 @@ Timespec now_timespec() {
   return Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec)};
 }
 
-Error fs_error(int err, std::string what) {
-  Error e = make_error(Code::FS_ERROR, what.empty() ? std::string(std::strerror(err))
-                                                    : fmt::format("{}: {}", what, std::strerror(err)));
-  e.hint = std::to_string(err);
-  return e;
-}
-
-int error_errno(const Error& e) {
-  if (e.code == Code::FS_ERROR) return std::atoi(e.hint.c_str());
-  switch (e.code) {
-    case Code::NO_SPACE: return ENOSPC;
-    case Code::BAD_REQUEST: return EINVAL;
-    case Code::TIMEOUT: return ETIMEDOUT;
-    case Code::CONFLICT: return EAGAIN;
-    default: return EIO;
-  }
+Error fs_context(Error e, std::string_view what) {
+  return e.code == Code::FS_ERROR ? fs_error(e.sys_errno, what) : std::move(e);
 }
 
 Result<std::pair<std::string, std::string>> split_path(const std::string& path) {
@@ -83,15 +69,23 @@ std::shared_ptr<RpcClient> Client::connect(const std::string& address) {
   return std::make_shared<RpcClient>(io_.get_executor(), hp.ok() ? hp->host : address, hp.ok() ? hp->port : 0, co);
 }
 
+namespace {
+// The namespace's errno becomes an FS_ERROR here, so above this line a reply is a success.
+Result<NsReply> fold_errno(Result<NsReply> r) {
+  if (r.ok() && r->err != 0) return fs_error(r->err);
+  return r;
+}
+}  // namespace
+
 asio::awaitable<Result<NsReply>> Client::ns_read_async(NsReadReq req) {
   if (!tracker_) tracker_ = connect(opt_.tracker);
-  co_return co_await tracker_->call(req);
+  co_return fold_errno(co_await tracker_->call(req));
 }
 
 asio::awaitable<Result<NsReply>> Client::ns_write_async(NsOp op) {
   if (!tracker_) tracker_ = connect(opt_.tracker);
   NsWriteReq req{std::move(op)};
-  co_return co_await tracker_->call(req);
+  co_return fold_errno(co_await tracker_->call(req));
 }
 
 asio::awaitable<Result<std::string>> Client::leader_of(uint32_t group, bool refresh) {
@@ -145,7 +139,6 @@ asio::awaitable<Result<Attr>> Client::resolve_async(std::string path) {
     if (name.empty() || name == ".") continue;
     NsReadReq req{NsReadOp::LOOKUP, ino, name, 0, 0};
     MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
-    if (r.err) co_return fs_error(r.err, "");
     attr = r.attr;
     ino = attr.ino;
   }
@@ -158,7 +151,6 @@ Result<Attr> Client::lookup(uint64_t parent, const std::string& name) {
   return run([this, parent, name]() -> asio::awaitable<Result<Attr>> {
     NsReadReq req{NsReadOp::LOOKUP, parent, name, 0, 0};
     MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
-    if (r.err) co_return fs_error(r.err, "");
     co_return r.attr;
   }());
 }
@@ -170,7 +162,6 @@ Result<std::vector<DirEntry>> Client::list(uint64_t dir) {
     for (bool eof = false; !eof;) {
       NsReadReq req{NsReadOp::READDIR, dir, "", cookie, 1024};
       MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
-      if (r.err) co_return fs_error(r.err, "");
       eof = r.eof;
       for (auto& e : r.entries) {
         cookie = e.cookie;
@@ -196,7 +187,7 @@ Result<Attr> Client::mkdir(const std::string& path, uint32_t mode, bool parents)
   return run([this, path, mode, parents]() -> asio::awaitable<Result<Attr>> {
     MYDFS_CO_ASSIGN(auto pn, split_path(path));
     auto parent = co_await resolve_async(pn.first);
-    if (!parent.ok() && parents && error_errno(parent.error()) == ENOENT && pn.first != "/") {
+    if (!parent.ok() && parents && to_errno(parent.error()) == ENOENT && pn.first != "/") {
       // Make the missing parents first, top down.
       std::string sofar;
       size_t pos = 1;
@@ -209,29 +200,19 @@ Result<Attr> Client::mkdir(const std::string& path, uint32_t mode, bool parents)
         if (at.ok()) continue;
         MYDFS_CO_ASSIGN(auto sp, split_path(sofar));
         MYDFS_CO_ASSIGN(Attr up, co_await resolve_async(sp.first));
-        NsOp op;
-        op.type = OpType::MKDIR;
-        op.parent = up.ino;
-        op.name = sp.second;
-        op.mode = mode;
-        MYDFS_CO_ASSIGN(NsReply r, co_await ns_write_async(op));
-        if (r.err && r.err != EEXIST) co_return fs_error(r.err, "");
+        auto r = co_await ns_write_async(NsOp::mkdir(up.ino, sp.second, mode));
+        if (!r.ok() && to_errno(r.error()) != EEXIST) co_return r.take_error();
       }
       parent = co_await resolve_async(pn.first);
     }
     if (!parent.ok()) co_return parent.take_error();
-    NsOp op;
-    op.type = OpType::MKDIR;
-    op.parent = parent->ino;
-    op.name = pn.second;
-    op.mode = mode;
-    MYDFS_CO_ASSIGN(NsReply r, co_await ns_write_async(op));
-    if (r.err == EEXIST && parents) {
+    auto r = co_await ns_write_async(NsOp::mkdir(parent->ino, pn.second, mode));
+    if (!r.ok() && to_errno(r.error()) == EEXIST && parents) {
       auto existing = co_await resolve_async(path);
       if (existing.ok() && existing->type == FileType::DIR) co_return existing;
     }
-    if (r.err) co_return fs_error(r.err, "");
-    co_return r.attr;
+    if (!r.ok()) co_return r.take_error();
+    co_return r->attr;
   }());
 }
 
@@ -245,12 +226,8 @@ Status Client::remove(const std::string& path, bool recursive) {
       for (auto& e : entries) MYDFS_TRY(remove((path.back() == '/' ? path : path + "/") + e.name, true));
     }
   }
-  NsOp op;
-  op.type = a.type == FileType::DIR ? OpType::RMDIR : OpType::UNLINK;
-  op.parent = parent.ino;
-  op.name = pn.second;
+  NsOp op = a.type == FileType::DIR ? NsOp::rmdir(parent.ino, pn.second) : NsOp::unlink(parent.ino, pn.second);
   MYDFS_ASSIGN(NsReply r, ns_write(op));
-  if (r.err) return fs_error(r.err, "");
   release(r.released);
   return ok_status();
 }
@@ -266,14 +243,7 @@ Status Client::rename(const std::string& from, const std::string& to) {
     tp = *target;
     t.second = f.second;
   }
-  NsOp op;
-  op.type = OpType::RENAME;
-  op.parent = fp.ino;
-  op.name = f.second;
-  op.parent2 = tp.ino;
-  op.name2 = t.second;
-  MYDFS_ASSIGN(NsReply r, ns_write(op));
-  if (r.err) return fs_error(r.err, "");
+  MYDFS_ASSIGN(NsReply r, ns_write(NsOp::rename(fp.ino, f.second, tp.ino, t.second)));
   release(r.released);
   return ok_status();
 }
@@ -289,32 +259,20 @@ asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size,
                                                 const Progress& progress) {
   MYDFS_CO_ASSIGN(auto pn, split_path(path));
   MYDFS_CO_ASSIGN(Attr dir, co_await resolve_async(pn.first));
-  NsOp create;
-  create.type = OpType::CREATE;
-  create.parent = dir.ino;
-  create.name = pn.second;
-  create.mode = 0644;
-  MYDFS_CO_ASSIGN(NsReply cr, co_await ns_write_async(create));
-  if (cr.err) co_return fs_error(cr.err, "");
+  MYDFS_CO_ASSIGN(NsReply cr, co_await ns_write_async(NsOp::create(dir.ino, pn.second, 0644, false)));
   Attr file = cr.attr;
   if (file.type != FileType::REG) co_return fs_error(EISDIR, "");
 
   Span data{size, src};
   MYDFS_CO_ASSIGN(std::vector<Location> slots, co_await write_new_slices(file.ino, data, Location{}, progress));
   // Publish: one compare-and-set on the version we created or opened.
-  NsOp commit;
-  commit.type = OpType::COMMIT_FILE;
-  commit.parent = file.ino;
-  commit.expect_version = file.version;
-  commit.head = slots.empty() ? Location{} : slots[0];
-  commit.size = size;
-  commit.mtime = now_timespec();
-  MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
-  if (cm.err == ESTALE) {
+  auto commit = NsOp::commit_file(file.ino, file.version, slots.empty() ? Location{} : slots[0], size, now_timespec());
+  auto cm = co_await ns_write_async(commit);
+  if (!cm.ok() && to_errno(cm.error()) == ESTALE) {
     co_await discard(slots);
     co_return fs_error(ESTALE, "another client changed the file during the upload");
   }
-  if (cm.err) co_return fs_error(cm.err, "commit");
+  if (!cm.ok()) co_return fs_context(cm.take_error(), "commit");
   chains_.erase(file.ino);
   co_await free_chains(cm.released);
   co_return cm.attr;
@@ -389,7 +347,6 @@ asio::awaitable<Result<Attr>> Client::reread_after_change(uint64_t ino, uint32_t
 asio::awaitable<Result<Attr>> Client::getattr_async(uint64_t ino) {
   NsReadReq req{NsReadOp::GETATTR, ino, "", 0, 0};
   MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(req));
-  if (r.err) co_return fs_error(r.err, "");
   co_return r.attr;
 }
 

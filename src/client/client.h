@@ -1,5 +1,5 @@
 // The client library: paths to inodes through the tracker, files as chains of slices on the
-// storage groups (DESIGN §7). Uploads allocate runs from the tracker, reserve slots on each group,
+// storage groups (docs/ARCHITECTURE.md "Client"). Uploads allocate runs from the tracker, reserve slots on each group,
 // write the slices in parallel (their next pointers are known from the reservation) and publish
 // the head with a compare-and-set commit; reads walk the chain one round trip per change of
 // group and fetch the slices in parallel, checking every byte against its checksum.
@@ -11,8 +11,8 @@
 // slice past its capacity): a transaction coordinated by this client (two-phase commit, the
 // primary participant records the decision; see docs/ARCHITECTURE.md "Edits").
 //
-// Blocking API over an internal io_context thread (the CLI and tests use it; the FUSE layer will
-// use the coroutine API underneath).
+// A blocking API over an internal io_context thread (the CLI, the FUSE mount and the tests call
+// it; each call runs as a coroutine on that thread).
 #pragma once
 #include <functional>
 #include <map>
@@ -45,10 +45,8 @@ struct ClientOptions {
   std::function<void(uint64_t txid)> after_prepare;
 };
 
-// A file-system error from the tracker: code FS_ERROR and the errno in Error::hint ("2" = ENOENT).
-Error fs_error(int err, std::string what);
-// The errno of an error (EIO for transport errors).
-int error_errno(const Error& e);
+// A file-system error (FS_ERROR) told as "what: strerror"; any other error as it is.
+Error fs_context(Error e, std::string_view what);
 // Codes that mean "the file changed under this operation": walk again and retry.
 bool retryable(Code c);
 Timespec now_timespec();

@@ -15,13 +15,13 @@
 #include "client/client.h"
 #include "common/async.h"
 #include "common/checksum.h"
-#include "storage/slot_format.h"
+#include "proto/messages.h"
 
 namespace mydfs::client {
 
 namespace asio = boost::asio;
 using namespace mydfs::proto;
-using storage::kPayloadCapacity;
+using proto::kPayloadCapacity;
 
 namespace {
 
@@ -155,7 +155,7 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t
     boost::system::error_code ec;
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  if (runs.err) co_return fs_error(runs.err, "allocate");
+  if (runs.err) co_return fs_error(runs.err, "allocate");  // ALLOCATE's errno (AllocateResp)
   for (const auto& run : runs.runs) {
     leaders_[run.group] = run.leader;
     auto sc = co_await storage_for(run.group);
@@ -225,7 +225,6 @@ asio::awaitable<Result<std::string>> Client::read_range(const SliceInfo& s, uint
 asio::awaitable<Result<Client::FileView>> Client::view_async(uint64_t ino) {
   NsReadReq get{NsReadOp::GETATTR, ino, "", 0, 0};
   MYDFS_CO_ASSIGN(NsReply r, co_await ns_read_async(get));
-  if (r.err) co_return fs_error(r.err, "");
   FileView v;
   v.attr = r.attr;
   if (v.attr.type == FileType::DIR) co_return fs_error(EISDIR, "");
@@ -269,7 +268,7 @@ asio::awaitable<Result<Attr>> Client::edit_ino_async(Attr a, EditStep step) {
     }
     if (st.ok()) {
       auto fast = co_await publish_fast(*v);
-      if (fast.ok() || (fast.code() == Code::FS_ERROR && error_errno(fast.error()) != ESTALE)) co_return fast;
+      if (fast.ok() || (fast.code() == Code::FS_ERROR && to_errno(fast.error()) != ESTALE)) co_return fast;
       // Someone published meanwhile, or the answer was lost (the tracker failed over): the edit
       // is in the chain either way, so publish what the chain now holds, walking for the size.
       // Publishing is a compare-and-set on a fresh walk, so repeating it is harmless.
@@ -281,7 +280,7 @@ asio::awaitable<Result<Attr>> Client::edit_ino_async(Attr a, EditStep step) {
       co_return pub;
     }
     chains_.erase(a.ino);
-    bool again = retryable(st.code()) || (st.code() == Code::FS_ERROR && error_errno(st.error()) == ESTALE);
+    bool again = retryable(st.code()) || (st.code() == Code::FS_ERROR && to_errno(st.error()) == ESTALE);
     if (!again) co_return st.take_error();
     last = st.take_error();
   }
@@ -307,17 +306,12 @@ asio::awaitable<Result<Attr>> Client::publish_fast(const FileView& v) {
       }
     }
   }
-  NsOp commit;
-  commit.type = OpType::COMMIT_FILE;
-  commit.parent = v.attr.ino;
-  commit.expect_version = v.attr.version;
-  commit.head = v.head ? *v.head : v.attr.head;
-  commit.size = static_cast<uint64_t>(static_cast<int64_t>(v.size) + v.delta);
-  commit.mtime = now_timespec();
-  MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
-  if (cm.err) {
+  auto commit = NsOp::commit_file(v.attr.ino, v.attr.version, v.head ? *v.head : v.attr.head,
+                                  static_cast<uint64_t>(static_cast<int64_t>(v.size) + v.delta), now_timespec());
+  auto cm = co_await ns_write_async(commit);
+  if (!cm.ok()) {
     chains_.erase(v.attr.ino);
-    co_return fs_error(cm.err, "publish");
+    co_return fs_context(cm.take_error(), "publish");
   }
   if (v.head && !v.attr.head.null()) {
     // The old head slot redirects to the new one, and nothing points at it any more.
@@ -328,7 +322,7 @@ asio::awaitable<Result<Attr>> Client::publish_fast(const FileView& v) {
   }
   if (v.patched && !v.head && !v.retire) {
     // A patch changed one slice in place: the map stays good for the next edit.
-    CachedChain c{v.attr.head, cm.attr.version, v.slices};
+    CachedChain c{v.attr.head, cm->attr.version, v.slices};
     c.slices[v.patched->first].meta = v.patched->second;
     uint64_t off = 0;
     for (auto& s : c.slices) {
@@ -339,7 +333,7 @@ asio::awaitable<Result<Attr>> Client::publish_fast(const FileView& v) {
   } else {
     chains_.erase(v.attr.ino);
   }
-  co_return cm.attr;
+  co_return cm->attr;
 }
 
 asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino) {
@@ -373,16 +367,10 @@ asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino) {
       }
     }
     Location head = v->slices.empty() ? v->attr.head : v->slices[0].meta.loc;
-    NsOp commit;
-    commit.type = OpType::COMMIT_FILE;
-    commit.parent = ino;
-    commit.expect_version = v->attr.version;
-    commit.head = head;
-    commit.size = v->size;
-    commit.mtime = now_timespec();
-    MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
-    if (cm.err == ESTALE) continue;
-    if (cm.err) co_return fs_error(cm.err, "publish");
+    auto r = co_await ns_write_async(NsOp::commit_file(ino, v->attr.version, head, v->size, now_timespec()));
+    if (!r.ok() && to_errno(r.error()) == ESTALE) continue;
+    if (!r.ok()) co_return fs_context(r.take_error(), "publish");
+    NsReply& cm = *r;
     Location old_head = v->attr.head;
     if (!(old_head == head) && !old_head.null()) {
       // The head slot was replaced by a redirect; nothing points at it any more.
@@ -557,19 +545,13 @@ asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span
   if (v.slices.empty()) {
     // The file's first bytes: a new chain, published by the compare-and-set of its head.
     MYDFS_CO_ASSIGN(auto fresh, co_await write_new_slices(v.attr.ino, data, Location{}, progress));
-    NsOp commit;
-    commit.type = OpType::COMMIT_FILE;
-    commit.parent = v.attr.ino;
-    commit.expect_version = v.attr.version;
-    commit.head = fresh[0];
-    commit.size = data.size;
-    commit.mtime = now_timespec();
-    MYDFS_CO_ASSIGN(NsReply cm, co_await ns_write_async(commit));
-    if (cm.err) {
+    auto cm = co_await ns_write_async(NsOp::commit_file(v.attr.ino, v.attr.version, fresh[0], data.size, now_timespec()));
+    if (cm.code() == Code::FS_ERROR) {  // refused: the new slices are nobody's (a lost reply keeps them)
       co_await discard(fresh);
-      co_return fs_error(cm.err, "");
+      co_return cm.take_error();
     }
-    v.published = cm.attr;
+    if (!cm.ok()) co_return cm.take_error();
+    v.published = cm->attr;
     co_return ok_status();
   }
   uint64_t end = off + data.size;

@@ -1,5 +1,5 @@
-// The small file interface all store and log I/O goes through, so tests can inject short writes,
-// EIO, ENOSPC and torn records (FaultInjector) without touching the code under test.
+// The small file interface all store and log I/O goes through, so tests can inject failed and
+// short writes (set_write_fault) without touching the code under test.
 #pragma once
 #include <sys/types.h>
 

@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "proto/location.h"
-#include "proto/status.h"
+#include "common/location.h"
+#include "common/status.h"
 
 namespace mydfs {
 
@@ -18,6 +18,7 @@ struct Error {
   std::string message;
   std::string hint;    // NOT_LEADER: address of the likely leader ("" if unknown)
   Location target;     // REDIRECT: where the slot's content moved
+  int sys_errno = 0;   // FS_ERROR: the errno; otherwise 0, or one that overrides the code's (to_errno)
 
   std::string to_string() const {
     if (message.empty()) return std::string(code_name(code));
@@ -25,13 +26,21 @@ struct Error {
   }
 };
 
-inline Error make_error(Code c, std::string msg = {}) { return Error{c, std::move(msg), {}, {}}; }
+inline Error make_error(Code c, std::string msg = {}) { return Error{c, std::move(msg), {}, {}, 0}; }
+
+// A file-system error: code FS_ERROR with err as its errno; the message is strerror(err), after
+// "what: " if what is given.
+Error fs_error(int err, std::string_view what = {});
+
+// The errno that stands for e wherever an errno is answered (the mount, the tracker's namespace
+// replies): e.sys_errno if set, else the code's (to_errno(Code)).
+inline int to_errno(const Error& e) { return e.sys_errno != 0 ? e.sys_errno : to_errno(e.code); }
 
 template <typename T>
 class [[nodiscard]] Result {
  public:
   // An error result; exists because Asio's co_spawn needs a default-constructible value type.
-  Result() : v_(std::in_place_index<1>, Error{Code::INTERNAL, "no result", {}, {}}) {}
+  Result() : v_(std::in_place_index<1>, Error{Code::INTERNAL, "no result", {}, {}, 0}) {}
   Result(T v) : v_(std::in_place_index<0>, std::move(v)) {}  // NOLINT: implicit by design
   Result(Error e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
 

@@ -28,7 +28,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/client.h"
-#include "common/daemon.h"
+#include "common/parse.h"
 
 namespace mydfs::fuse {
 namespace {
@@ -116,17 +116,10 @@ class Fs {
   Result<uint64_t> orphan_dir(bool again = false) {
     std::lock_guard g(orphan_dir_mu_);
     if (orphan_dir_ && !again) return orphan_dir_;
-    NsOp op;
-    op.type = OpType::MKDIR;
-    op.parent = kRootIno;
-    op.name = kOrphans;
-    op.mode = 0700;
-    auto r = client_->ns_write(op);
-    if (!r.ok()) return r.take_error();
-    if (r->err && r->err != EEXIST) return client::fs_error(r->err, "");
+    auto r = client_->ns_write(NsOp::mkdir(kRootIno, kOrphans, 0700));
+    if (!r.ok() && to_errno(r.error()) != EEXIST) return r.take_error();
     auto l = client_->ns_read(NsReadReq{NsReadOp::LOOKUP, kRootIno, kOrphans, 0, 0});
     if (!l.ok()) return l.take_error();
-    if (l->err) return client::fs_error(l->err, "");
     orphan_dir_ = l->attr.ino;
     return orphan_dir_;
   }
@@ -156,16 +149,10 @@ class Fs {
     int err = 0;
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto dir = orphan_dir(attempt > 0);  // once more if the directory was removed by hand
-      if (!dir.ok()) return client::error_errno(dir.error());
-      NsOp op;
-      op.type = for_rename ? OpType::LINK : OpType::RENAME;
-      op.parent = for_rename ? ino : parent;
-      op.name = name;
-      op.parent2 = *dir;
-      op.name2 = std::to_string(ino);
-      auto r = client_->ns_write(op);
-      if (!r.ok()) return client::error_errno(r.error());
-      err = r->err;
+      if (!dir.ok()) return to_errno(dir.error());
+      auto r = client_->ns_write(for_rename ? NsOp::link(ino, *dir, std::to_string(ino))
+                                            : NsOp::rename(parent, name, *dir, std::to_string(ino)));
+      err = r.ok() ? 0 : to_errno(r.error());
       if (err != ENOENT) break;
     }
     if (err) return err;
@@ -187,12 +174,8 @@ class Fs {
     drop_orphan_link(ino);
   }
   void drop_orphan_link(uint64_t ino) {
-    NsOp op;
-    op.type = OpType::UNLINK;
-    op.parent = orphan_dir_;
-    op.name = std::to_string(ino);
-    auto r = client_->ns_write(op);
-    if (r.ok() && !r->err) client_->release(r->released);
+    auto r = client_->ns_write(NsOp::unlink(orphan_dir_, std::to_string(ino)));
+    if (r.ok()) client_->release(r->released);
     else spdlog::warn("cannot remove {}/{}", kOrphans, ino);
   }
   // What a caller sees of an inode: unflushed sizes counted in, an orphan has no links.
@@ -279,7 +262,7 @@ class Fs {
     if (!r.ok()) {
       spdlog::warn("write of {} bytes to inode {} at {} failed: {}", n, h.ino, h.buf_off, r.error().to_string());
       h.error = 0;
-      return client::error_errno(r.error());
+      return to_errno(r.error());
     }
     spdlog::debug("inode {}: wrote {} bytes at {}; size now {}", h.ino, n, h.buf_off, r->size);
     h.attr = *r;
@@ -300,7 +283,7 @@ Fs& fs_of(fuse_req_t req) { return *static_cast<Fs*>(fuse_req_userdata(req)); }
 Handle& handle_of(fuse_file_info* fi) { return *reinterpret_cast<Handle*>(fi->fh); }
 uint64_t h_ino(fuse_file_info* fi) { return handle_of(fi).ino; }
 
-void reply_error(fuse_req_t req, const Error& e) { fuse_reply_err(req, client::error_errno(e)); }
+void reply_error(fuse_req_t req, const Error& e) { fuse_reply_err(req, to_errno(e)); }
 
 void reply_entry(fuse_req_t req, Fs& fs, const Attr& a) {
   fuse_entry_param e{};
@@ -414,14 +397,7 @@ void make_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Fs& fs = fs_of(req);
   auto type = type_of(mode);
   if (!type || *type == FileType::LNK) return (void)fuse_reply_err(req, EINVAL);
-  NsOp op;
-  op.type = *type == FileType::DIR ? OpType::MKDIR : *type == FileType::REG ? OpType::CREATE : OpType::MKNOD;
-  op.parent = parent;
-  op.name = name;
-  op.ftype = *type;
-  op.mode = mode & 07777;
-  op.rdev = static_cast<uint32_t>(rdev);
-  if (op.type == OpType::CREATE) op.flags = 1;  // mknod of an existing name is EEXIST
+  NsOp op = NsOp::make_node(parent, name, *type, mode & 07777, static_cast<uint32_t>(rdev));
   set_owner(req, op);
   if (auto r = ns_write(req, fs, op)) reply_entry(req, fs, r->attr);
 }
@@ -487,7 +463,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
       if (int err = fs.hide_if_open(newparent, newname, true, &moved, &linked)) return (void)fuse_reply_err(req, err);
   }
   auto r = fs.client().ns_write(op);
-  int err = r.ok() ? r->err : client::error_errno(r.error());
+  int err = r.ok() ? r->err : to_errno(r.error());
   if (linked) {
     if (err == 0) fs.adopt_orphan(linked);
     else fs.drop_orphan_link(linked);  // the target keeps its name
@@ -532,13 +508,13 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
   if (trunc) fs.flush_all(ino, h.get());
   auto a = fs.client().getattr(ino);
-  if (!a.ok()) return fail(client::error_errno(a.error()));
+  if (!a.ok()) return fail(to_errno(a.error()));
   if (a->type == FileType::DIR) return fail(EISDIR);
   if (a->type != FileType::REG) return fail(ENXIO);
   h->attr = *a;
   if (trunc && a->size != 0) {
     auto t = fs.client().truncate_ino(ino, 0);
-    if (!t.ok()) return fail(client::error_errno(t.error()));
+    if (!t.ok()) return fail(to_errno(t.error()));
     h->attr = *t;
   }
   fi->fh = reinterpret_cast<uint64_t>(h.get());
@@ -548,12 +524,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
-  NsOp op;
-  op.type = OpType::CREATE;
-  op.parent = parent;
-  op.name = name;
-  op.mode = mode & 07777;
-  op.flags = (fi->flags & O_EXCL) ? 1 : 0;
+  NsOp op = NsOp::create(parent, name, mode & 07777, (fi->flags & O_EXCL) != 0);
   set_owner(req, op);
   auto r = ns_write(req, fs, op);
   if (!r) return;

@@ -1,7 +1,7 @@
 #include "proto/frame.h"
 
 #include "common/checksum.h"
-#include "proto/codec.h"
+#include "common/codec.h"
 
 namespace mydfs::proto {
 

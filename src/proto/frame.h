@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "proto/status.h"
+#include "common/status.h"
 
 namespace mydfs::proto {
 

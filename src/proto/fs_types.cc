@@ -52,4 +52,82 @@ void NsOp::decode(Reader& r) {
   new_ino = r.u64();
 }
 
+namespace {
+NsOp op_on(OpType type, uint64_t parent, std::string name) {
+  NsOp op;
+  op.type = type;
+  op.parent = parent;
+  op.name = std::move(name);
+  return op;
+}
+}  // namespace
+
+NsOp NsOp::mkdir(uint64_t parent, std::string name, uint32_t mode) {
+  NsOp op = op_on(OpType::MKDIR, parent, std::move(name));
+  op.mode = mode;
+  return op;
+}
+
+NsOp NsOp::create(uint64_t parent, std::string name, uint32_t mode, bool exclusive) {
+  NsOp op = op_on(OpType::CREATE, parent, std::move(name));
+  op.mode = mode;
+  op.flags = exclusive ? uint32_t{CREATE_EXCLUSIVE} : 0u;
+  return op;
+}
+
+NsOp NsOp::make_node(uint64_t parent, std::string name, FileType type, uint32_t mode, uint32_t rdev) {
+  OpType t = type == FileType::DIR ? OpType::MKDIR : type == FileType::REG ? OpType::CREATE : OpType::MKNOD;
+  NsOp op = op_on(t, parent, std::move(name));
+  op.ftype = type;
+  op.mode = mode;
+  op.rdev = rdev;
+  if (t == OpType::CREATE) op.flags = CREATE_EXCLUSIVE;  // mknod of an existing name is EEXIST
+  return op;
+}
+
+NsOp NsOp::symlink(uint64_t parent, std::string name, std::string target) {
+  NsOp op = op_on(OpType::SYMLINK, parent, std::move(name));
+  op.name2 = std::move(target);
+  op.mode = 0777;
+  return op;
+}
+
+NsOp NsOp::link(uint64_t ino, uint64_t new_parent, std::string new_name) {
+  NsOp op = op_on(OpType::LINK, ino, "");
+  op.parent2 = new_parent;
+  op.name2 = std::move(new_name);
+  return op;
+}
+
+NsOp NsOp::unlink(uint64_t parent, std::string name) { return op_on(OpType::UNLINK, parent, std::move(name)); }
+NsOp NsOp::rmdir(uint64_t parent, std::string name) { return op_on(OpType::RMDIR, parent, std::move(name)); }
+
+NsOp NsOp::rename(uint64_t parent, std::string name, uint64_t new_parent, std::string new_name, uint32_t rename_flags) {
+  NsOp op = op_on(OpType::RENAME, parent, std::move(name));
+  op.parent2 = new_parent;
+  op.name2 = std::move(new_name);
+  op.flags = rename_flags;
+  return op;
+}
+
+NsOp NsOp::setattr(uint64_t ino) { return op_on(OpType::SETATTR, ino, ""); }
+
+NsOp NsOp::setxattr(uint64_t ino, std::string name, std::string value, uint32_t xattr_flags) {
+  NsOp op = op_on(OpType::SETXATTR, ino, std::move(name));
+  op.name2 = std::move(value);
+  op.flags = xattr_flags;
+  return op;
+}
+
+NsOp NsOp::removexattr(uint64_t ino, std::string name) { return op_on(OpType::REMOVEXATTR, ino, std::move(name)); }
+
+NsOp NsOp::commit_file(uint64_t ino, uint64_t expect_version, Location head, uint64_t size, Timespec mtime) {
+  NsOp op = op_on(OpType::COMMIT_FILE, ino, "");
+  op.expect_version = expect_version;
+  op.head = head;
+  op.size = size;
+  op.mtime = mtime;
+  return op;
+}
+
 }  // namespace mydfs

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "proto/codec.h"
-#include "proto/location.h"
+#include "common/codec.h"
+#include "common/location.h"
 
 namespace mydfs {
 
@@ -57,6 +57,7 @@ enum SetattrMask : uint32_t {
 };
 enum RenameFlags : uint32_t { RENAME_NOREPLACE_ = 1, RENAME_EXCHANGE_ = 2 };
 enum XattrFlags : uint32_t { XATTR_CREATE_ = 1, XATTR_REPLACE_ = 2 };
+enum CreateFlags : uint32_t { CREATE_EXCLUSIVE = 1 };  // an existing name is EEXIST
 
 enum class OpType : uint8_t {
   MKDIR = 1, CREATE, MKNOD, SYMLINK, LINK, UNLINK, RMDIR, RENAME, SETATTR, SETXATTR, REMOVEXATTR,
@@ -72,7 +73,7 @@ struct NsOp {
   std::string name2;        // RENAME: new name; LINK: new name; SYMLINK: target; SETXATTR: value
   FileType ftype = FileType::REG;  // MKNOD
   uint32_t mode = 0, uid = 0, gid = 0, rdev = 0;
-  uint32_t flags = 0;       // CREATE: 1 = exclusive; RENAME: RenameFlags; SETXATTR: XattrFlags; SETATTR: mask
+  uint32_t flags = 0;       // CREATE: CreateFlags; RENAME: RenameFlags; SETXATTR: XattrFlags; SETATTR: mask
   uint64_t size = 0;        // SETATTR size, COMMIT_FILE size
   Timespec atime, mtime;    // SETATTR explicit times, COMMIT_FILE mtime
   Location head;            // COMMIT_FILE
@@ -82,6 +83,25 @@ struct NsOp {
 
   void encode(Writer& w) const;
   void decode(Reader& r);
+
+  // Named builders: each sets its type and the fields that type reads.
+  static NsOp mkdir(uint64_t parent, std::string name, uint32_t mode);
+  static NsOp create(uint64_t parent, std::string name, uint32_t mode, bool exclusive);
+  // A node of any type: MKDIR, CREATE (exclusive) or MKNOD by type.
+  static NsOp make_node(uint64_t parent, std::string name, FileType type, uint32_t mode, uint32_t rdev);
+  static NsOp symlink(uint64_t parent, std::string name, std::string target);
+  static NsOp link(uint64_t ino, uint64_t new_parent, std::string new_name);
+  static NsOp unlink(uint64_t parent, std::string name);
+  static NsOp rmdir(uint64_t parent, std::string name);
+  static NsOp rename(uint64_t parent, std::string name, uint64_t new_parent, std::string new_name,
+                     uint32_t rename_flags = 0);
+  // SETATTR with an empty mask: set fields and their SetattrMask bits on the result.
+  static NsOp setattr(uint64_t ino);
+  static NsOp setxattr(uint64_t ino, std::string name, std::string value, uint32_t xattr_flags);
+  static NsOp removexattr(uint64_t ino, std::string name);
+  // The compare-and-set that publishes a file's new chain: applies only if the file is still at
+  // expect_version.
+  static NsOp commit_file(uint64_t ino, uint64_t expect_version, Location head, uint64_t size, Timespec mtime);
 };
 
 }  // namespace mydfs

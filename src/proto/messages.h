@@ -7,10 +7,16 @@
 #include <vector>
 
 #include "common/result.h"
-#include "proto/codec.h"
-#include "proto/location.h"
+#include "common/codec.h"
+#include "common/location.h"
 
 namespace mydfs::proto {
+
+// The sizes every party agrees on: a slot is 4 MiB on disk, a 4 KiB header block then the
+// payload, so a slice holds at most kPayloadCapacity bytes (docs/ON-DISK.md).
+constexpr uint64_t kSlotSize = 4u << 20;
+constexpr uint64_t kSlotHeaderBlock = 4096;
+constexpr uint32_t kPayloadCapacity = kSlotSize - kSlotHeaderBlock;  // 4 MiB - 4 KiB
 
 enum class Method : uint16_t {
   PING = 0x0001,

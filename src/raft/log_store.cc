@@ -1,31 +1,20 @@
 #include "raft/log_store.h"
 
-#include <fcntl.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include <spdlog/spdlog.h>
 
-#include "proto/record.h"
+#include "common/record.h"
 
 namespace mydfs::raft {
 
-namespace fs = std::filesystem;
 
 namespace {
 
 enum RecordType : uint32_t { ENTRIES = 1, HARD_STATE = 2, SNAPSHOT = 3 };
 constexpr RecordRules kRules{3, 1, 64u << 20};
 constexpr size_t kMaxRecordEntriesBytes = 16u << 20;  // an ENTRIES record is split beyond this
-
-bool parse_segment_name(const std::string& name, uint64_t& seq) {
-  if (name.size() != 25 || name.rfind("raft-", 0) != 0 || name.substr(21) != ".log") return false;
-  auto hex = name.substr(5, 16);
-  if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) return false;
-  seq = std::stoull(hex, nullptr, 16);
-  return true;
-}
 
 std::string hard_state_record(const HardState& hs) {
   Writer w;
@@ -50,15 +39,13 @@ std::string LogStore::entries_record(const std::vector<Entry>& entries, size_t f
 }
 
 Result<std::unique_ptr<LogStore>> LogStore::open(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    fs::create_directories(dir, ec);
-    if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot create Raft log directory '{}': {}", dir, ec.message()));
-    auto parent = fs::path(dir).parent_path().string();
-    MYDFS_TRY(sync_dir(parent.empty() ? "." : parent));
-  }
-  std::unique_ptr<LogStore> s(new LogStore(dir));
-  MYDFS_TRY(s->load());
+  MYDFS_ASSIGN(auto segs, seglog::SegmentDir::open(dir, "raft", "Raft log"));
+  std::unique_ptr<LogStore> s(new LogStore(std::move(segs)));
+  auto& d = *s->segs_;
+  MYDFS_TRY(d.replay(kRules, [&](size_t si, uint32_t type, std::string_view body, size_t off) {
+    return s->replay(type, body, d.segments()[si].path, off);
+  }));
+  if (d.segments().empty()) MYDFS_TRY(d.start_segment(1));
   return s;
 }
 
@@ -110,60 +97,6 @@ Status LogStore::replay(uint32_t type, std::string_view body, const std::string&
   return bad("has an unknown type");
 }
 
-Status LogStore::load() {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir_, ec)) {
-    auto name = e.path().filename().string();
-    uint64_t seq = 0;
-    if (parse_segment_name(name, seq)) segments_.emplace_back(seq, e.path().string());
-  }
-  if (ec) return make_error(Code::IO_ERROR, fmt::format("cannot list '{}': {}", dir_, ec.message()));
-  std::sort(segments_.begin(), segments_.end());
-  for (size_t si = 0; si < segments_.size(); ++si) {
-    const auto& path = segments_[si].second;
-    bool last = si + 1 == segments_.size();
-    MYDFS_ASSIGN(auto f, File::open(path, O_RDONLY));
-    MYDFS_ASSIGN(uint64_t size, f->size());
-    std::string data(size, '\0');
-    MYDFS_TRY(f->pread_all(0, std::as_writable_bytes(std::span(data.data(), data.size()))));
-    size_t off = 0;
-    while (off < data.size()) {
-      uint32_t type = 0;
-      std::string_view body;
-      size_t n = parse_record(data, off, kRules, type, body);
-      if (n == 0) {
-        if (!last || valid_record_after(data, off + 1, kRules))
-          return make_error(Code::CORRUPT, fmt::format("Raft log record at byte {} of '{}' is corrupt; refusing to "
-                                                       "start (repair or remove the damaged data to go on)", off, path));
-        spdlog::warn("raft log: cutting a torn record at byte {} of '{}' ({} bytes)", off, path, data.size() - off);
-        MYDFS_ASSIGN(auto wf, File::open(path, O_RDWR));
-        MYDFS_TRY(wf->truncate(off));
-        MYDFS_TRY(wf->sync());
-        data.resize(off);
-        break;
-      }
-      MYDFS_TRY(replay(type, body, path, off));
-      off += n;
-    }
-    bytes_ += data.size();
-    if (last) {
-      MYDFS_ASSIGN(active_, File::open(path, O_RDWR));
-      active_size_ = data.size();
-    }
-  }
-  if (!active_) MYDFS_TRY(start_segment(1));
-  return ok_status();
-}
-
-Status LogStore::start_segment(uint64_t seq) {
-  auto path = (fs::path(dir_) / fmt::format("raft-{:016x}.log", seq)).string();
-  MYDFS_ASSIGN(active_, File::open(path, O_RDWR | O_CREAT | O_TRUNC));
-  MYDFS_TRY(sync_dir(dir_));
-  segments_.emplace_back(seq, path);
-  active_size_ = 0;
-  return ok_status();
-}
-
 Restored LogStore::take_restored(ConfState bootstrap, uint64_t applied) {
   Restored r;
   r.hard_state = hs_;
@@ -204,34 +137,23 @@ Status LogStore::save(const Ready& rd) {
     hs_ = *rd.hard_state;
   }
   if (buf.empty()) return ok_status();
-  MYDFS_TRY(active_->pwrite_all(active_size_, std::as_bytes(std::span(buf.data(), buf.size()))));
-  MYDFS_TRY(active_->datasync());
-  active_size_ += buf.size();
-  bytes_ += buf.size();
-  return ok_status();
+  MYDFS_TRY(segs_->append(buf));
+  return segs_->datasync();
 }
 
 Status LogStore::compact(const SnapshotMeta& snap, std::string_view data, const HardState& hs,
                          const std::vector<Entry>& rest) {
   std::string buf = snapshot_record(snap, data) + hard_state_record(hs);
   if (!rest.empty()) buf += entries_record(rest, 0, rest.size());
-  auto old = segments_;
-  uint64_t seq = segments_.empty() ? 1 : segments_.back().first + 1;
-  segments_.clear();
-  MYDFS_TRY(start_segment(seq));
-  MYDFS_TRY(active_->pwrite_all(0, std::as_bytes(std::span(buf.data(), buf.size()))));
-  MYDFS_TRY(active_->sync());
-  active_size_ = bytes_ = buf.size();
+  uint64_t seq = segs_->segments().empty() ? 1 : segs_->segments().back().id + 1;
+  MYDFS_TRY(segs_->start_segment(seq));
+  MYDFS_TRY(segs_->append(buf));
+  MYDFS_TRY(segs_->sync());
   snap_ = snap;
   snap_data_ = std::string(data);
   hs_ = hs;
   last_index_ = rest.empty() ? snap.index : rest.back().index;
-  for (const auto& [s, path] : old) {
-    std::error_code ec;
-    fs::remove(path, ec);
-    if (ec) spdlog::warn("raft log: cannot remove '{}': {}", path, ec.message());
-  }
-  return sync_dir(dir_);
+  return segs_->remove_all_but_active();
 }
 
 }  // namespace mydfs::raft

@@ -2,7 +2,7 @@
 //
 //   DIR/raft-<sequence, 16 hex digits>.log
 //
-// each a sequence of records (proto/record.h) of three types:
+// (seglog/segments.h), each a sequence of records (common/record.h) of three types:
 //   1 ENTRIES     u32 count, then the entries (types.h); the first one's index may be at or below
 //                 the last index held: the log from there on is replaced (a new leader's suffix)
 //   2 HARD_STATE  term, vote, commit
@@ -23,7 +23,7 @@
 
 #include "common/result.h"
 #include "raft/core.h"
-#include "common/file_io.h"
+#include "seglog/segments.h"
 
 namespace mydfs::raft {
 
@@ -38,7 +38,7 @@ class LogStore {
   const SnapshotMeta& snapshot() const { return snap_; }
   const std::string& snapshot_data() const { return snap_data_; }
   uint64_t last_index() const { return last_index_; }
-  uint64_t bytes() const { return bytes_; }
+  uint64_t bytes() const { return segs_->bytes(); }
 
   // Persists what a Ready asks for (snapshot, entries, hard state) with one write and one
   // fdatasync: durable when this returns OK.
@@ -48,17 +48,11 @@ class LogStore {
   Status compact(const SnapshotMeta& snap, std::string_view data, const HardState& hs, const std::vector<Entry>& rest);
 
  private:
-  explicit LogStore(std::string dir) : dir_(std::move(dir)) {}
-  Status load();
+  explicit LogStore(std::unique_ptr<seglog::SegmentDir> segs) : segs_(std::move(segs)) {}
   Status replay(uint32_t type, std::string_view body, const std::string& path, size_t off);
-  Status start_segment(uint64_t seq);
   static std::string entries_record(const std::vector<Entry>& entries, size_t from, size_t to);
 
-  std::string dir_;
-  std::vector<std::pair<uint64_t, std::string>> segments_;  // sequence, path; oldest first
-  std::unique_ptr<File> active_;
-  uint64_t active_size_ = 0;
-  uint64_t bytes_ = 0;
+  std::unique_ptr<seglog::SegmentDir> segs_;  // segment ids are a sequence number
 
   // The state as loaded, then as saved (entries only until take_restored()).
   HardState hs_;

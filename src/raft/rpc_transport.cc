@@ -1,6 +1,6 @@
 #include "raft/rpc_transport.h"
 
-#include "common/daemon.h"
+#include "common/parse.h"
 
 namespace mydfs::raft {
 

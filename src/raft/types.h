@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "proto/codec.h"
+#include "common/codec.h"
 
 namespace mydfs::raft {
 

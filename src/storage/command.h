@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "proto/codec.h"
+#include "common/codec.h"
 #include "proto/messages.h"
 
 namespace mydfs::storage {

@@ -13,7 +13,7 @@
 
 #include "common/async.h"
 #include "common/checksum.h"
-#include "common/daemon.h"
+#include "common/parse.h"
 #include "common/file_io.h"
 #include "raft/rpc_transport.h"
 

@@ -11,9 +11,11 @@
 #include "common/checksum.h"
 #include "storage/replicator.h"
 #include "storage/state_machine.h"
-#include "storage/wal.h"
+#include "seglog/wal.h"
 
 namespace mydfs::storage {
+using seglog::Wal;
+using seglog::kWalRecordHeader;
 
 namespace {
 

@@ -8,7 +8,7 @@
 
 #include "common/async.h"
 #include "common/checksum.h"
-#include "common/daemon.h"
+#include "common/parse.h"
 #include "proto/tracker_messages.h"
 
 namespace mydfs::storage {

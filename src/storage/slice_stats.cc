@@ -8,7 +8,7 @@
 
 #include "common/checksum.h"
 #include "common/file_io.h"
-#include "proto/codec.h"
+#include "common/codec.h"
 
 namespace mydfs::storage {
 

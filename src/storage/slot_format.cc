@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "common/checksum.h"
-#include "proto/codec.h"
+#include "common/codec.h"
 
 namespace mydfs::storage {
 

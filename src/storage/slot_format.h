@@ -13,9 +13,9 @@
 
 namespace mydfs::storage {
 
-constexpr uint64_t kSlotSize = 4u << 20;                 // bytes per slot
-constexpr uint64_t kHeaderBlock = 4096;                  // header block at the start of a slot
-constexpr uint32_t kPayloadCapacity = kSlotSize - kHeaderBlock;  // 4 MiB - 4 KiB
+using proto::kSlotSize;                                  // bytes per slot
+constexpr uint64_t kHeaderBlock = proto::kSlotHeaderBlock;  // header block at the start of a slot
+using proto::kPayloadCapacity;                           // 4 MiB - 4 KiB
 constexpr uint64_t kHeaderCopyOffset[2] = {0, 2048};     // where the two header copies live
 constexpr uint64_t kSuperCopyOffset[2] = {0, 4096};      // same for the superblock
 

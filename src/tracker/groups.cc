@@ -1,11 +1,13 @@
 #include "tracker/groups.h"
 
+#include <cerrno>
+
 #include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
 
-#include "common/daemon.h"
+#include "common/parse.h"
 
 namespace mydfs::tracker {
 namespace {
@@ -269,9 +271,12 @@ Result<std::vector<Run>> GroupRegistry::allocate(uint64_t file_id, uint32_t n_sl
     total += eff;
   }
   // No group has a leader: the cluster is starting or every group is electing one. That passes.
-  if (cands.empty() && !groups_.empty())
-    return make_error(Code::UNAVAILABLE, fmt::format("no storage group has a leader right now ({} group(s) known); "
-                                                     "retry in a moment", groups_.size()));
+  if (cands.empty() && !groups_.empty()) {
+    Error e = make_error(Code::UNAVAILABLE, fmt::format("no storage group has a leader right now ({} group(s) known); "
+                                                        "retry in a moment", groups_.size()));
+    e.sys_errno = EAGAIN;  // the client waits for the election
+    return e;
+  }
   // Runs shrink down to one slice when needed, so the request fits iff the total does; checking
   // first keeps a failed allocation free of side effects.
   if (total < n_slices)

@@ -1,5 +1,5 @@
-// Group registry, liveness and placement: the tracker's view of the storage groups (DESIGN.md §5,
-// §6). Pure logic: no threads, sockets or clocks inside — time comes in as `now` arguments, so the
+// Group registry, liveness and placement: the tracker's view of the storage groups
+// (docs/ARCHITECTURE.md "Tracker"). Pure logic: no threads, sockets or clocks inside — time comes in as `now` arguments, so the
 // daemon and the tests drive it. Not thread-safe: the daemon holds one mutex around every call.
 //
 // Three kinds of state, with different durability duties:
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "proto/codec.h"
+#include "common/codec.h"
 #include "proto/tracker_messages.h"
 
 namespace mydfs::tracker {

@@ -6,6 +6,7 @@
 
 #include "common/async.h"
 #include "common/daemon.h"
+#include "common/parse.h"
 #include "common/http_status.h"
 #include "common/logging.h"
 #include "proto/rpc.h"

@@ -202,7 +202,7 @@ int Namespace::do_create(const NsOp& op, OpResult* out) {
   if (const Entry* existing = find_entry(*dir, op.name)) {
     // open(O_CREAT) of an existing file opens it, unless O_EXCL.
     const Inode* n = find(existing->ino);
-    if (op.type != OpType::CREATE || (op.flags & 1)) return EEXIST;
+    if (op.type != OpType::CREATE || (op.flags & CREATE_EXCLUSIVE)) return EEXIST;
     if (n->a.type == FileType::DIR) return EISDIR;
     out->attr = n->a;
     out->created = false;

@@ -68,7 +68,7 @@ void TrackerService::register_routes(RpcServer& s) {
       return state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, file.run, SteadyClock::now()); });
     });
     if (!runs.ok()) {
-      resp.err = runs.code() == Code::NO_SPACE ? ENOSPC : runs.code() == Code::UNAVAILABLE ? EAGAIN : EINVAL;
+      resp.err = to_errno(runs.error());
       co_return resp;
     }
     for (auto& r : *runs) resp.runs.push_back(RunInfo{r.group, r.count, r.leader});

@@ -115,7 +115,7 @@ Status TrackerState::load() {
     return make_error(Code::CORRUPT, fmt::format("no fsimage in '{}' passes its checks ({} found); refusing to start "
                                                  "with an empty namespace", opt_.dir, images.size()));
   uint64_t replayed = 0;
-  MYDFS_ASSIGN(log_, storage::Wal::open(opt_.dir + "/edits", index, [&](uint64_t i, std::string_view b) {
+  MYDFS_ASSIGN(log_, seglog::Wal::open(opt_.dir + "/edits", index, [&](uint64_t i, std::string_view b) {
     ++replayed;
     return replay(i, b);
   }));

@@ -5,7 +5,7 @@
 // commit: all queued mutations share one fsync). Readers take the lock shared, so no reader ever
 // sees a change that is not yet durable, and no caller is answered before its change is.
 // A checkpoint writes an fsimage (temp file, fsync, rename) and cuts the log; recovery loads the
-// newest valid image and replays the log after it (storage/wal.h: a torn last record is cut, a
+// newest valid image and replays the log after it (seglog/wal.h: a torn last record is cut, a
 // damaged record in the middle stops the start with the file and offset).
 #pragma once
 #include <chrono>
@@ -20,7 +20,7 @@
 
 #include "common/metrics.h"
 #include "common/result.h"
-#include "storage/wal.h"
+#include "seglog/wal.h"
 #include "tracker/groups.h"
 #include "tracker/namespace.h"
 
@@ -100,7 +100,7 @@ class TrackerState {
   mutable std::shared_mutex mu_;   // guards ns_ and groups_: exclusive for the committer's batch
   Namespace ns_;
   GroupRegistry groups_;
-  std::unique_ptr<storage::Wal> log_;  // committer thread only (and load())
+  std::unique_ptr<seglog::Wal> log_;  // committer thread only (and load())
 
   std::mutex queue_mu_;            // guards queue_, stopping_
   std::condition_variable queue_cv_;

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "common/daemon.h"
+#include "common/parse.h"
 #include "common/metrics.h"
 
 namespace mydfs {

@@ -80,7 +80,7 @@ TEST_F(ClientTest, putReplacesContent_andOldChainIsReleased) {
 
 TEST_F(ClientTest, namespaceOps_mkdirLsMvRm) {
   ASSERT_TRUE(client_->mkdir("/a/b/c", 0755, true).ok());
-  EXPECT_EQ(client::error_errno(client_->mkdir("/x/y", 0755, false).error()), ENOENT);
+  EXPECT_EQ(to_errno(client_->mkdir("/x/y", 0755, false).error()), ENOENT);
   ASSERT_TRUE(put("/a/b/c/file", "hello").ok());
   ASSERT_TRUE(client_->rename("/a/b/c/file", "/a").ok());  // into the directory
   EXPECT_EQ(*get("/a/file"), "hello");
@@ -93,7 +93,7 @@ TEST_F(ClientTest, namespaceOps_mkdirLsMvRm) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"b", "file"}));
   ASSERT_TRUE(client_->remove("/a", true).ok());
-  EXPECT_EQ(client::error_errno(client_->stat("/a").error()), ENOENT);
+  EXPECT_EQ(to_errno(client_->stat("/a").error()), ENOENT);
 }
 
 TEST_F(ClientTest, cli_putGetCatLsStatChainAndErrors) {

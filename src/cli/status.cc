@@ -1,4 +1,4 @@
-#include "client/cli_status.h"
+#include "cli/status.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "storage/slot_format.h"
+#include "proto/messages.h"
 
 namespace mydfs::cli {
 
@@ -128,7 +128,7 @@ std::string cut_lines(const std::string& text, size_t width) {
 
 // Slots as GiB: every slot is one 4 MiB slice on disk.
 double slots_gib(uint64_t slots) {
-  return static_cast<double>(slots) * static_cast<double>(storage::kSlotSize) / double(1ull << 30);
+  return static_cast<double>(slots) * static_cast<double>(proto::kSlotSize) / double(1ull << 30);
 }
 
 std::string space(uint64_t free, uint64_t capacity) {

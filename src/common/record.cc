@@ -1,8 +1,8 @@
-#include "proto/record.h"
+#include "common/record.h"
 
 #include <xxhash.h>
 
-#include "proto/codec.h"
+#include "common/codec.h"
 
 namespace mydfs {
 

@@ -25,8 +25,13 @@ enum class Code : uint16_t {
   TOO_LARGE = 15,         // a request the client refuses to send: over the frame limits
   CORRUPT = 16,           // local on-disk structure (superblock, log) failed verification
   IO_ERROR = 17,          // local I/O failed (EIO, ...; the host's ENOSPC is NO_SPACE)
-  FS_ERROR = 18,          // a file-system error; Error::hint holds the errno (client side only)
+  FS_ERROR = 18,          // a file-system error; Error::sys_errno holds the errno (client side only)
 };
+
+// The errno a code stands for where an errno is answered (common/result.h's to_errno(Error) first
+// takes an errno the error carries): NO_SPACE is ENOSPC, BAD_REQUEST EINVAL, TIMEOUT ETIMEDOUT,
+// CONFLICT (held by another operation) EAGAIN, anything else EIO.
+int to_errno(Code c);
 
 
 constexpr std::string_view code_name(Code c) {

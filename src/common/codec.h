@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proto/location.h"
+#include "common/location.h"
 
 namespace mydfs {
 

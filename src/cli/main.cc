@@ -36,10 +36,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "client/cli_files.h"
+#include "cli/files.h"
 #include "fuse/mount.h"
-#include "client/cli_status.h"
-#include "common/daemon.h"
+#include "cli/status.h"
+#include "common/parse.h"
 #include "proto/rpc.h"
 #include "proto/tracker_messages.h"
 
@@ -591,7 +591,7 @@ int run(int argc, char** argv) {
   rep_cmd->add_option("NEW", rep.new_member, "The new node (a new id)")->type_name("ID=HOST:PORT")->required();
   rep_cmd->callback([&] { chosen = [&] { return cmd_admin_replace_member(g, rep); }; });
 
-  // File commands (client/cli_files.h).
+  // File commands (cli/files.h).
   struct FileArgs {
     std::string a, b, c, d;
     bool flag = false;

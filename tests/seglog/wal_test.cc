@@ -6,11 +6,11 @@
 
 #include <gtest/gtest.h>
 
-#include "proto/codec.h"
-#include "storage/wal.h"
+#include "common/codec.h"
+#include "seglog/wal.h"
 #include "../support/temp_dir.h"
 
-namespace mydfs::storage {
+namespace mydfs::seglog {
 namespace {
 
 namespace fs = std::filesystem;
@@ -228,4 +228,4 @@ TEST_F(WalTest, corruptionInOlderSegment_refused) {
 }
 
 }  // namespace
-}  // namespace mydfs::storage
+}  // namespace mydfs::seglog

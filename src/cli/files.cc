@@ -1,4 +1,4 @@
-#include "client/cli_files.h"
+#include "cli/files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,14 +12,13 @@
 #include <fmt/format.h>
 
 #include "client/client.h"
-#include "common/daemon.h"
+#include "common/parse.h"
 
 namespace mydfs::cli {
 
 namespace {
 
 using client::Client;
-using client::error_errno;
 
 constexpr int kOk = 0;
 constexpr int kFailed = 1;
@@ -197,7 +196,7 @@ int cmd_get(const std::string& tracker, const std::string& path, const std::stri
   auto c = open_client(tracker);
   auto a = c->stat(path);
   if (!a.ok()) return fail("stat", path, a.error());
-  if (a->type != FileType::REG) return fail("get", path, client::fs_error(a->type == FileType::DIR ? EISDIR : EINVAL, ""));
+  if (a->type != FileType::REG) return fail("get", path, fs_error(a->type == FileType::DIR ? EISDIR : EINVAL, ""));
   int fd = local == "-" ? 1 : ::open(local.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     fmt::print(stderr, "mydfs: cannot create '{}': {}\n", local, std::strerror(errno));
@@ -296,7 +295,7 @@ int cmd_rm(const std::string& tracker, const std::string& path, bool recursive) 
   auto c = open_client(tracker);
   auto a = c->stat(path);
   if (!a.ok()) return fail("remove", path, a.error());
-  if (a->type == FileType::DIR && !recursive) return fail("remove", path, client::fs_error(EISDIR, ""));
+  if (a->type == FileType::DIR && !recursive) return fail("remove", path, fs_error(EISDIR, ""));
   auto st = c->remove(path, recursive);
   if (!st.ok()) return fail("remove", path, st.error());
   return kOk;
@@ -335,9 +334,9 @@ int cmd_append(const std::string& tracker, const std::string& path, const std::s
   if (!in.open(local, "append")) return kFailed;
   auto c = open_client(tracker);
   // The file must exist or be creatable, like `>>` in a shell.
-  if (auto a = c->stat(path); !a.ok() && client::error_errno(a.error()) == ENOENT) {
+  if (auto a = c->stat(path); !a.ok() && to_errno(a.error()) == ENOENT) {
     auto made = c->put(path, 0, [](uint64_t, std::span<std::byte>) -> Result<size_t> { return size_t{0}; });
-    if (!made.ok() && client::error_errno(made.error()) != ESTALE) return fail("create", path, made.error());
+    if (!made.ok() && to_errno(made.error()) != ESTALE) return fail("create", path, made.error());
   }
   ProgressBar bar;
   auto r = c->append(path, in.size, in.source(), [&](uint64_t d, uint64_t t) { bar(d, t); });

@@ -1,5 +1,6 @@
-// Write-ahead log of the single-node replicator: a directory of segment files named
-// wal-<first index, 16 hex digits>.log. Each record (docs/ON-DISK.md):
+// An index-ordered write-ahead log: the single-node replicator's command log on a storage node and
+// the tracker's edit log. A directory of segment files named wal-<first index, 16 hex digits>.log
+// (seglog/segments.h). Each record (docs/ON-DISK.md):
 //   u32 body_len | u32 type (1 = entry) | u64 xxHash64(body_len, type, body) | body
 // and a body starts with its u64 log index (consecutive across segments).
 //
@@ -16,11 +17,11 @@
 #include <vector>
 
 #include "common/result.h"
-#include "common/file_io.h"
+#include "seglog/segments.h"
 
-namespace mydfs::storage {
+namespace mydfs::seglog {
 
-constexpr size_t kWalRecordHeader = 16;  // proto/record.h
+constexpr size_t kWalRecordHeader = kRecordHeader;
 constexpr uint32_t kWalMaxBody = 8u << 20;
 // Log indexes run from 1 to kWalMaxIndex; a larger one can only be damage (at a million
 // commands a second the range lasts 146,000 years).
@@ -35,7 +36,7 @@ class Wal {
   static Result<std::unique_ptr<Wal>> open(const std::string& dir, uint64_t after, const Visitor& visit);
 
   uint64_t last_index() const { return last_index_; }
-  uint64_t bytes() const { return bytes_; }  // total size of all segments
+  uint64_t bytes() const { return segs_->bytes(); }  // total size of all segments
 
   // Appends records (bodies must start with their index, consecutive after last_index()) with
   // one write; durable only after sync().
@@ -47,15 +48,11 @@ class Wal {
   static std::string encode_record(std::string_view body);
 
  private:
-  Wal(std::string dir) : dir_(std::move(dir)) {}
-  Status start_segment(uint64_t first_index);
+  explicit Wal(std::unique_ptr<SegmentDir> segs) : segs_(std::move(segs)) {}
+  Status replay(uint64_t after, const Visitor& visit);
 
-  std::string dir_;
-  std::vector<std::pair<uint64_t, std::string>> segments_;  // first index, path; oldest first
-  std::unique_ptr<File> active_;
-  uint64_t active_size_ = 0;
+  std::unique_ptr<SegmentDir> segs_;  // segment ids are the first index each holds
   uint64_t last_index_ = 0;
-  uint64_t bytes_ = 0;
 };
 
-}  // namespace mydfs::storage
+}  // namespace mydfs::seglog
