@@ -274,8 +274,8 @@ asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size,
   }
   if (!cm.ok()) co_return fs_context(cm.take_error(), "commit");
   chains_.erase(file.ino);
-  co_await free_chains(cm.released);
-  co_return cm.attr;
+  co_await free_chains(cm->released);
+  co_return cm->attr;
 }
 
 // ---------------------------------------------------------------------------------------------
