@@ -521,36 +521,39 @@ int parse_failed(const CLI::App& app, const CLI::ParseError& e) {
   return kExitUsage;
 }
 
-int run(int argc, char** argv) {
+// Every command's arguments, filled in by the parse, and the command it chose.
+struct Commands {
   Globals g;
-  std::function<int()> chosen;  // the command to run, set by the chosen subcommand's callback
-
-  CLI::App app{"mydfs: command-line client of the mydfs distributed file system", "mydfs"};
-  app.add_option("--tracker", g.tracker, "Tracker RPC address")
-      ->type_name("HOST:PORT")
-      ->envname("MYDFS_TRACKER")
-      ->capture_default_str();
-  app.require_subcommand(1);
-  app.fallthrough();  // `mydfs admin status --tracker H:P` works as well
-
-  CLI::App* admin = app.add_subcommand("admin", "Cluster administration (storage groups, cluster status)");
-  admin->require_subcommand(1);
-  admin->fallthrough();
-
+  std::function<int()> chosen;  // set by the chosen subcommand's callback
   StatusArgs status;
-  CLI::App* status_cmd =
-      admin->add_subcommand("status", "Show groups, members, space, namespace counts and recent events");
-  status_cmd->add_flag("--json", status.json, "Print the tracker's status document as JSON");
-  status_cmd->callback([&] { chosen = [&] { return cmd_admin_status(g, status); }; });
-
   TopArgs top;
-  CLI::App* top_cmd = admin->add_subcommand(
+  AddGroupArgs add;
+  ReplaceMemberArgs rep;
+  struct FileArgs {  // the file commands' positional arguments, in order, and their one flag
+    std::string a, b, c, d;
+    bool flag = false;
+  } files;
+  struct MountArgs {
+    std::string tracker, dir, options;
+    bool foreground = false;
+  } ma;
+  std::string umount_dir;
+};
+
+// admin status, top: what the tracker knows of the cluster.
+void add_admin_views(CLI::App& admin, Commands& c) {
+  CLI::App* status_cmd =
+      admin.add_subcommand("status", "Show groups, members, space, namespace counts and recent events");
+  status_cmd->add_flag("--json", c.status.json, "Print the tracker's status document as JSON");
+  status_cmd->callback([&c] { c.chosen = [&c] { return cmd_admin_status(c.g, c.status); }; });
+
+  CLI::App* top_cmd = admin.add_subcommand(
       "top", "Show the cluster's load, refreshed every second until Ctrl-C: each member's requests, traffic, "
              "disk pool and free space, the hottest slices and the newest events");
-  top_cmd->add_option("--interval", top.interval, "Seconds between refreshes (fractions allowed), at most 3600")
+  top_cmd->add_option("--interval", c.top.interval, "Seconds between refreshes (fractions allowed), at most 3600")
       ->type_name("SECONDS")
       ->capture_default_str();
-  top_cmd->add_option("--iterations", top.iterations, "Refresh N times, then exit (0: until Ctrl-C)")
+  top_cmd->add_option("--iterations", c.top.iterations, "Refresh N times, then exit (0: until Ctrl-C)")
       ->type_name("N")
       ->capture_default_str();
   top_cmd->footer(
@@ -567,43 +570,45 @@ int run(int argc, char** argv) {
       "file path or inode) and the 3 newest events. On a terminal the screen is redrawn in place;\n"
       "otherwise frames follow one another, a blank line apart. Exit status 1 if the last refresh\n"
       "could not reach the tracker.");
-  top_cmd->callback([&] { chosen = [&] { return cmd_admin_top(g, top); }; });
+  top_cmd->callback([&c] { c.chosen = [&c] { return cmd_admin_top(c.g, c.top); }; });
 
-  AddGroupArgs add;
-  CLI::App* add_cmd = admin->add_subcommand("add-group", "Register a storage group with the tracker");
-  add_cmd->add_option("ID", add.id, "Group id (1 to 4294967295, unique in the cluster)")
+}
+
+// admin add-group, replace-member: changes of the cluster's layout.
+void add_admin_changes(CLI::App& admin, Commands& c) {
+  CLI::App* add_cmd = admin.add_subcommand("add-group", "Register a storage group with the tracker");
+  add_cmd->add_option("ID", c.add.id, "Group id (1 to 4294967295, unique in the cluster)")
       ->type_name("")
       ->required();
-  add_cmd->add_option("ADDRESS", add.addresses, "RPC address of each member")
+  add_cmd->add_option("ADDRESS", c.add.addresses, "RPC address of each member")
       ->type_name("HOST:PORT")
       ->required()
       ->expected(1, -1);
-  add_cmd->callback([&] { chosen = [&] { return cmd_admin_add_group(g, add); }; });
+  add_cmd->callback([&c] { c.chosen = [&c] { return cmd_admin_add_group(c.g, c.add); }; });
 
-  ReplaceMemberArgs rep;
-  CLI::App* rep_cmd = admin->add_subcommand(
+  CLI::App* rep_cmd = admin.add_subcommand(
       "replace-member",
       "Replace a member of a storage group by a new node: start the new node with --join first; the "
       "old member is removed from the group, the new one added (it copies the group's data) and the "
       "tracker told");
-  rep_cmd->add_option("GROUP", rep.group, "Group id")->type_name("")->required();
-  rep_cmd->add_option("OLD", rep.old_member, "The member to replace")->type_name("ID=HOST:PORT")->required();
-  rep_cmd->add_option("NEW", rep.new_member, "The new node (a new id)")->type_name("ID=HOST:PORT")->required();
-  rep_cmd->callback([&] { chosen = [&] { return cmd_admin_replace_member(g, rep); }; });
+  rep_cmd->add_option("GROUP", c.rep.group, "Group id")->type_name("")->required();
+  rep_cmd->add_option("OLD", c.rep.old_member, "The member to replace")->type_name("ID=HOST:PORT")->required();
+  rep_cmd->add_option("NEW", c.rep.new_member, "The new node (a new id)")->type_name("ID=HOST:PORT")->required();
+  rep_cmd->callback([&c] { c.chosen = [&c] { return cmd_admin_replace_member(c.g, c.rep); }; });
 
-  // File commands (cli/files.h).
-  struct FileArgs {
-    std::string a, b, c, d;
-    bool flag = false;
-  } fa;
-  auto file_cmd = [&](const char* name, const char* help, std::vector<std::pair<const char*, const char*>> args,
+}
+
+// File commands (cli/files.h).
+void add_file_commands(CLI::App& app, Commands& c) {
+  auto& fa = c.files;
+  auto file_cmd = [&app, &c, &fa](const char* name, const char* help, std::vector<std::pair<const char*, const char*>> args,
                       const char* flag, const char* flag_help, std::function<int(const std::string&)> fn) {
     CLI::App* cmd = app.add_subcommand(name, help);
     std::string* slots[] = {&fa.a, &fa.b, &fa.c, &fa.d};
     for (size_t i = 0; i < args.size(); ++i) cmd->add_option(args[i].first, *slots[i], args[i].second)->required();
     if (flag) cmd->add_flag(flag, fa.flag, flag_help);
     // The tracker is resolved to a numeric address the way the admin commands resolve it.
-    cmd->callback([&chosen, &g, fn] {
+    cmd->callback([&chosen = c.chosen, &g = c.g, fn] {
       chosen = [&g, fn] {
         int code = kExitFailed;
         std::string tracker = resolve_tracker(g, &code);
@@ -646,46 +651,63 @@ int run(int argc, char** argv) {
   file_cmd("chain", "Show a file's slices: location, state, valid_len, offset, next, and its runs",
            {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&](const std::string& t) { return cli::cmd_chain(t, fa.a); });
 
-  // The mount (fuse/mount.h).
-  struct MountArgs {
-    std::string tracker, dir, options;
-    bool foreground = false;
-  } ma;
+}
+
+int cmd_mount(const Commands::MountArgs& ma) {
+  fuse::MountOptions mo;
+  mo.tracker = ma.tracker;
+  mo.mountpoint = ma.dir;
+  mo.foreground = ma.foreground;
+  std::string bad = fuse::parse_mount_options(ma.options, mo);
+  if (!bad.empty()) {
+    fmt::print(stderr, "mydfs mount: {}\n", bad);
+    return kExitUsage;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(ma.dir, ec)) {
+    fmt::print(stderr, "mydfs mount: {} is not a directory\n", ma.dir);
+    return kExitUsage;
+  }
+  return fuse::mount_and_serve(mo);
+}
+
+// The mount (fuse/mount.h).
+void add_mount_commands(CLI::App& app, Commands& c) {
   CLI::App* mount_cmd = app.add_subcommand(
       "mount",
       "Mount the cluster at MOUNTPOINT (FUSE). Returns once the mount is up; the file system is served "
       "in the background until `mydfs umount MOUNTPOINT`");
-  mount_cmd->add_option("TRACKER", ma.tracker, "Tracker RPC address")->type_name("HOST:PORT")->required();
-  mount_cmd->add_option("MOUNTPOINT", ma.dir, "An existing directory")->required();
-  mount_cmd->add_option("-o", ma.options,
+  mount_cmd->add_option("TRACKER", c.ma.tracker, "Tracker RPC address")->type_name("HOST:PORT")->required();
+  mount_cmd->add_option("MOUNTPOINT", c.ma.dir, "An existing directory")->required();
+  mount_cmd->add_option("-o", c.ma.options,
                         "Comma-separated options: entry_timeout=SECONDS, attr_timeout=SECONDS (kernel caches, "
                         "default 1), write_buffer=SIZE (unflushed bytes per open file, default 64MiB), "
                         "max_threads=N (default 16), debug; anything else goes to FUSE (ro, allow_other, ...)")
       ->type_name("OPTIONS");
-  mount_cmd->add_flag("-f,--foreground", ma.foreground, "Serve in the foreground (stop with Ctrl-C)");
-  mount_cmd->callback([&] {
-    chosen = [&] {
-      fuse::MountOptions mo;
-      mo.tracker = ma.tracker;
-      mo.mountpoint = ma.dir;
-      mo.foreground = ma.foreground;
-      std::string bad = fuse::parse_mount_options(ma.options, mo);
-      if (!bad.empty()) {
-        fmt::print(stderr, "mydfs mount: {}\n", bad);
-        return kExitUsage;
-      }
-      std::error_code ec;
-      if (!std::filesystem::is_directory(ma.dir, ec)) {
-        fmt::print(stderr, "mydfs mount: {} is not a directory\n", ma.dir);
-        return kExitUsage;
-      }
-      return fuse::mount_and_serve(mo);
-    };
-  });
-  std::string umount_dir;
+  mount_cmd->add_flag("-f,--foreground", c.ma.foreground, "Serve in the foreground (stop with Ctrl-C)");
+  mount_cmd->callback([&c] { c.chosen = [&c] { return cmd_mount(c.ma); }; });
   CLI::App* umount_cmd = app.add_subcommand("umount", "Unmount a mydfs mount (fusermount3 -u)");
-  umount_cmd->add_option("MOUNTPOINT", umount_dir, "Where it is mounted")->required();
-  umount_cmd->callback([&] { chosen = [&] { return fuse::unmount(umount_dir); }; });
+  umount_cmd->add_option("MOUNTPOINT", c.umount_dir, "Where it is mounted")->required();
+  umount_cmd->callback([&c] { c.chosen = [&c] { return fuse::unmount(c.umount_dir); }; });
+}
+
+int run(int argc, char** argv) {
+  Commands c;
+  CLI::App app{"mydfs: command-line client of the mydfs distributed file system", "mydfs"};
+  app.add_option("--tracker", c.g.tracker, "Tracker RPC address")
+      ->type_name("HOST:PORT")
+      ->envname("MYDFS_TRACKER")
+      ->capture_default_str();
+  app.require_subcommand(1);
+  app.fallthrough();  // `mydfs admin status --tracker H:P` works as well
+
+  CLI::App* admin = app.add_subcommand("admin", "Cluster administration (storage groups, cluster status)");
+  admin->require_subcommand(1);
+  admin->fallthrough();
+  add_admin_views(*admin, c);
+  add_admin_changes(*admin, c);
+  add_file_commands(app, c);
+  add_mount_commands(app, c);
 
   try {
     app.parse(argc, argv);
@@ -696,11 +718,11 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return parse_failed(app, e);
   }
-  if (!chosen) {  // every branch of the tree requires a subcommand, so this is a missing callback
+  if (!c.chosen) {  // every branch of the tree requires a subcommand, so this is a missing callback
     fmt::print(stderr, "mydfs: no command\n\n{}", app.help());
     return kExitUsage;
   }
-  return chosen();
+  return c.chosen();
 }
 
 }  // namespace
