@@ -206,6 +206,44 @@ TEST_F(WalTest, truncateThrough_dropsOldSegmentsKeepsIndex) {
   EXPECT_EQ(seen_.front().first, 6u);
 }
 
+// A checkpoint with nothing logged since the last one starts the segment it already has again
+// (same name): the log must keep that file, not delete it as an old segment.
+TEST_F(WalTest, truncateThroughTwice_keepsTheActiveSegment) {
+  {
+    auto w = open();
+    append_n(**w, 4);
+    ASSERT_TRUE((*w)->truncate_through(4).ok());
+    ASSERT_TRUE((*w)->truncate_through(4).ok());
+    append_n(**w, 2);
+    EXPECT_EQ((*w)->bytes(), 2 * Wal::encode_record(body(5, "record 5")).size());
+  }
+  EXPECT_EQ(fs::path(only_segment()).filename().string(), "wal-0000000000000005.log");
+  auto w = open(4);
+  ASSERT_TRUE(w.ok()) << w.error().to_string();
+  ASSERT_EQ(seen_.size(), 2u);
+  EXPECT_EQ(seen_.front(), std::make_pair(uint64_t{5}, std::string("record 5")));
+  EXPECT_EQ((*w)->last_index(), 6u);
+}
+
+// A log that crashed right after starting a new segment (empty) opens, and appends there.
+TEST_F(WalTest, emptyLastSegment_isReplacedAndAppendsContinue) {
+  {
+    auto w = open();
+    append_n(**w, 3);
+  }
+  append_bytes(log_dir() + "/wal-0000000000000004.log", "");
+  {
+    auto w = open();
+    ASSERT_TRUE(w.ok()) << w.error().to_string();
+    EXPECT_EQ(seen_.size(), 3u);
+    append_n(**w, 1);
+  }
+  auto w = open();
+  ASSERT_TRUE(w.ok()) << w.error().to_string();
+  ASSERT_EQ(seen_.size(), 4u);
+  EXPECT_EQ(seen_.back().first, 4u);
+}
+
 TEST_F(WalTest, corruptionInOlderSegment_refused) {
   {
     auto w = open();
