@@ -185,6 +185,8 @@ class Client {
   boost::asio::awaitable<Result<Attr>> publish_fast(const FileView& v);
   boost::asio::awaitable<Status> write_step(FileView& v, uint64_t off, const Span& in, const Progress& progress);
   boost::asio::awaitable<Status> write_in_tail(FileView& v, uint64_t off, const Span& data, const Progress& progress);
+  // A transaction (transaction.h) over TxChannels, the calls to the participants' leaders.
+  class TxChannels;
   boost::asio::awaitable<Status> replace_range(FileView& v, uint64_t off, uint64_t del, const Span& data);
   boost::asio::awaitable<Status> truncate_step(FileView& v, uint64_t size);
   boost::asio::awaitable<Result<std::vector<Location>>> write_new_slices(uint64_t ino, const Span& data, Location last_next,

@@ -8,11 +8,9 @@
 // redirects the edit left behind.
 #include <cstring>
 #include <random>
-#include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "client/client.h"
+#include "client/transaction.h"
 #include "common/async.h"
 #include "common/checksum.h"
 #include "proto/messages.h"
@@ -91,6 +89,45 @@ ptrdiff_t slice_at(const std::vector<SliceInfo>& slices, uint64_t off) {
 }
 
 }  // namespace
+
+// A transaction's steps as calls to the groups' leaders (GroupChannel: a step whose answer was
+// lost is sent again, which transaction steps allow).
+class Client::TxChannels final : public TxGroups {
+ public:
+  explicit TxChannels(Client* c) : client_(c) {}
+  asio::awaitable<Result<ReserveResp>> reserve(uint32_t group, const ReserveReq& req) override {
+    co_return co_await call(group, req);
+  }
+  asio::awaitable<Result<SlotResp>> write(uint32_t group, const WriteSlotReq& req,
+                                          const std::shared_ptr<const AlignedBuffer>& bytes) override {
+    MYDFS_CO_ASSIGN(auto ch, co_await client_->storage_for(group));
+    Bulk bulk = Bulk::of(bytes);
+    co_return co_await ch->call(req, bulk);
+  }
+  asio::awaitable<Result<SlotResp>> lock(uint32_t group, const LockReq& req) override {
+    co_return co_await call(group, req);
+  }
+  asio::awaitable<Result<TxDecideResp>> decide(uint32_t group, uint64_t txid, TxDecision want) override {
+    TxDecideReq req{txid, want};
+    co_return co_await call(group, req);
+  }
+  asio::awaitable<Result<TxDecideResp>> finish(uint32_t group, uint64_t txid, bool commit) override {
+    TxFinishReq req{txid, commit};
+    co_return co_await call(group, req);
+  }
+  asio::awaitable<Result<TxDecideResp>> forget(uint32_t group, uint64_t txid) override {
+    TxForgetReq req{txid};
+    co_return co_await call(group, req);
+  }
+
+ private:
+  template <typename Req>
+  asio::awaitable<Result<typename Req::Response>> call(uint32_t group, const Req& req) {
+    MYDFS_CO_ASSIGN(auto ch, co_await client_->storage_for(group));
+    co_return co_await ch->call(req);
+  }
+  Client* client_;
+};
 
 uint32_t Client::slice_bytes() const {
   return opt_.slice_bytes == 0 ? kPayloadCapacity : std::min(opt_.slice_bytes, kPayloadCapacity);
@@ -425,7 +462,7 @@ asio::awaitable<Status> Client::replace_range(FileView& v, uint64_t off, uint64_
   // new data go into new slices on the first slice's group, which is the primary participant.
   // Every replaced slice is locked on its own group (conditional on what the walk saw); the
   // primary's decision then redirects the first old slice to the new ones and makes them LIVE in
-  // one command, and the other groups free their old slices.
+  // one command, and the other groups free their old slices (transaction.h runs the protocol).
   const auto& sl = v.slices;
   ptrdiff_t fi = slice_at(sl, off);
   size_t i = fi >= 0 ? static_cast<size_t>(fi) : sl.size() - 1;
@@ -439,97 +476,19 @@ asio::awaitable<Status> Client::replace_range(FileView& v, uint64_t off, uint64_
   uint32_t keep_from = static_cast<uint32_t>(end - sj.offset);
   MYDFS_CO_ASSIGN(std::string post, co_await read_range(sj, keep_from, sj.meta.valid_len - keep_from));
   MYDFS_CO_ASSIGN(std::string mid, read_all(data.src, 0, static_cast<size_t>(data.size)));
-  std::string content = pre + mid + post;
-  const uint64_t sb = slice_bytes();
-  uint32_t pieces = static_cast<uint32_t>(std::max<uint64_t>(1, (content.size() + sb - 1) / sb));
-
-  const uint64_t txid = random_txid();
-  const uint32_t primary = si.meta.loc.group;
-  std::set<uint32_t> others;
-  for (size_t k = i; k <= j; ++k)
-    if (sl[k].meta.loc.group != primary) others.insert(sl[k].meta.loc.group);
-  auto abort = [&]() -> asio::awaitable<void> {
-    // Best effort: whatever this misses, the participants' timeout recovery finishes.
-    if (auto pc = co_await storage_for(primary); pc.ok()) {
-      TxDecideReq d{txid, TxDecision::ABORT};
-      (void)co_await (*pc)->call(d);
-    }
-    for (uint32_t g : others)
-      if (auto gc = co_await storage_for(g); gc.ok()) {
-        TxFinishReq f{txid, false};
-        (void)co_await (*gc)->call(f);
-      }
-  };
-
-  // Prepare: new slots on the primary, written PREPARED.
-  MYDFS_CO_ASSIGN(auto pc, co_await storage_for(primary));
-  ReserveReq rreq{v.attr.ino, pieces, txid, primary};
-  MYDFS_CO_ASSIGN(ReserveResp got, co_await pc->call(rreq));
-  if (got.slots.size() != pieces) co_return make_error(Code::INTERNAL, "reserve returned the wrong count");
-  Status failed = ok_status();
-  for (uint32_t k = 0; k < pieces && failed.ok(); ++k) {
-    size_t from = static_cast<size_t>(k * sb);
-    size_t len = static_cast<size_t>(std::min<uint64_t>(sb, content.size() - std::min<uint64_t>(from, content.size())));
-    auto buf = std::make_shared<AlignedBuffer>(AlignedBuffer::copy_of(std::as_bytes(std::span(content)).subspan(from, len)));
-    Location next = k + 1 < pieces ? got.slots[k + 1] : sj.meta.next;
-    WriteSlotReq w{got.slots[k], v.attr.ino, next, xxh64(buf->span()), SlotState::PREPARED, txid, primary};
-    auto wr = co_await pc->call(w, Bulk::of(buf));
-    if (!wr.ok()) failed = wr.take_error();
-  }
-  // Lock the old slices, in chain order.
-  for (size_t k = i; k <= j && failed.ok(); ++k) {
-    const SlotMeta& m = sl[k].meta;
-    auto gc = co_await storage_for(m.loc.group);
-    if (!gc.ok()) { failed = gc.take_error(); break; }
-    LockReq l{m.loc, txid, primary, m.applied_index, k == i ? got.slots[0] : Location{}};
-    auto lr = co_await (*gc)->call(l);
-    if (!lr.ok()) failed = lr.take_error();
-  }
-  if (!failed.ok()) {
-    co_await abort();
-    co_return failed;
-  }
-  if (opt_.after_prepare) opt_.after_prepare(txid);
-
-  // Decide: the commit point.
-  TxDecideReq dreq{txid, TxDecision::COMMIT};
-  auto dec = co_await pc->call(dreq);
-  if (!dec.ok()) {
-    // The answer was lost: ask again with abort-unless-committed, which settles it either way.
-    TxDecideReq again{txid, TxDecision::ABORT};
-    auto d2 = co_await pc->call(again);
-    if (!d2.ok())
-      co_return make_error(Code::UNAVAILABLE,
-                           fmt::format("group {} did not answer the commit of transaction {:016x} ({}); the edit is "
-                                       "rolled back unless it committed before the failure",
-                                       primary, txid, dec.error().message));
-    dec = std::move(d2);
-  }
-  if (dec->decision != TxDecision::COMMIT) {
-    co_await abort();
-    co_return make_error(Code::CONFLICT, fmt::format("transaction {:016x} was aborted (it timed out)", txid));
-  }
-  bool all_finished = true;
-  for (uint32_t g : others) {
-    auto gc = co_await storage_for(g);
-    Result<TxDecideResp> f = gc.ok() ? Result<TxDecideResp>(make_error(Code::INTERNAL, "")) : gc.error();
-    if (gc.ok()) {
-      TxFinishReq freq{txid, true};
-      f = co_await (*gc)->call(freq);
-    }
-    if (!f.ok()) {
-      all_finished = false;  // committed all the same; that group's recovery frees its old slots
-      spdlog::warn("transaction {:016x} committed, but group {} could not be told yet: {}", txid, g, f.error().message);
-    }
-  }
-  if (all_finished) {
-    TxForgetReq fg{txid};
-    (void)co_await pc->call(fg);
-  }
+  TxPlan plan;
+  plan.txid = random_txid();
+  plan.ino = v.attr.ino;
+  for (size_t k = i; k <= j; ++k) plan.old.push_back(sl[k].meta);
+  plan.content = std::move(pre) + mid + post;
+  plan.piece_bytes = slice_bytes();
+  TxChannels groups(this);
+  Transaction tx(groups, std::move(plan), opt_.after_prepare);
+  MYDFS_CO_ASSIGN(std::vector<Location> fresh, co_await tx.run());
   v.delta = static_cast<int64_t>(data.size) - static_cast<int64_t>(del);
-  if (i == 0 && v.attr.head == si.meta.loc) v.head = got.slots[0];
+  if (i == 0 && v.attr.head == si.meta.loc) v.head = fresh[0];
   if (i > 0 && sl[i - 1].meta.next == si.meta.loc)
-    v.retire = FileView::Retire{sl[i - 1].meta.loc, sl[i - 1].meta.applied_index, si.meta.loc, got.slots[0]};
+    v.retire = FileView::Retire{sl[i - 1].meta.loc, sl[i - 1].meta.applied_index, si.meta.loc, fresh[0]};
   co_return ok_status();
 }
 

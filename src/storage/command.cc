@@ -19,6 +19,111 @@ std::string_view cmd_name(CmdType t) {
   return "unknown";
 }
 
+Command to_command(const proto::ReserveReq& r) {
+  Command c;
+  c.type = CmdType::RESERVE;
+  c.file_id = r.file_id;
+  c.txid = r.txid;
+  c.tx_primary = r.tx_primary;
+  return c;
+}
+
+Command to_command(const proto::WriteSlotReq& r, size_t bulk_len) {
+  Command c;
+  c.type = CmdType::WRITE_SLOT;
+  c.loc = r.loc;
+  c.file_id = r.file_id;
+  c.next = r.next;
+  c.len = static_cast<uint32_t>(bulk_len);
+  c.checksum = r.checksum;
+  c.state = r.state;
+  c.txid = r.txid;
+  c.tx_primary = r.tx_primary;
+  return c;
+}
+
+Command to_command(const proto::PatchReq& r, size_t bulk_len) {
+  Command c;
+  c.type = CmdType::PATCH;
+  c.loc = r.loc;
+  c.offset = r.offset;
+  c.len = static_cast<uint32_t>(bulk_len);
+  c.checksum = r.checksum;
+  c.expect_applied = r.expect_applied;
+  c.flags = r.flags;
+  c.next = r.next;
+  return c;
+}
+
+Command to_command(const proto::SetNextReq& r) {
+  Command c;
+  c.type = CmdType::SET_NEXT;
+  c.loc = r.loc;
+  c.next = r.next;
+  c.expect_applied = r.expect_applied;
+  return c;
+}
+
+Command to_command(const proto::SetValidLenReq& r) {
+  Command c;
+  c.type = CmdType::SET_VALID_LEN;
+  c.loc = r.loc;
+  c.len = r.valid_len;
+  c.clear_next = r.clear_next;
+  c.expect_applied = r.expect_applied;
+  return c;
+}
+
+Command to_command(const proto::RedirectReq& r) {
+  Command c;
+  c.type = CmdType::REDIRECT;
+  c.loc = r.loc;
+  c.target = r.target;
+  return c;
+}
+
+Command to_command(const proto::DeleteReq& r) {
+  Command c;
+  c.type = CmdType::DELETE;
+  c.loc = r.loc;
+  c.expect_applied = r.expect_applied;
+  return c;
+}
+
+Command to_command(const proto::LockReq& r) {
+  Command c;
+  c.type = CmdType::LOCK;
+  c.loc = r.loc;
+  c.txid = r.txid;
+  c.tx_primary = r.tx_primary;
+  c.expect_applied = r.expect_applied;
+  c.target = r.on_commit;
+  return c;
+}
+
+Command to_command(const proto::TxDecideReq& r) {
+  Command c;
+  c.type = CmdType::TX_DECIDE;
+  c.txid = r.txid;
+  c.decision = r.want;
+  return c;
+}
+
+Command to_command(const proto::TxFinishReq& r) {
+  Command c;
+  c.type = CmdType::TX_FINISH;
+  c.txid = r.txid;
+  c.decision = r.commit ? proto::TxDecision::COMMIT : proto::TxDecision::ABORT;
+  return c;
+}
+
+Command to_command(const proto::TxForgetReq& r) {
+  Command c;
+  c.type = CmdType::TX_FORGET;
+  c.txid = r.txid;
+  return c;
+}
+
 void Command::encode(Writer& w) const {
   w.u8(static_cast<uint8_t>(type));
   w.loc(loc);

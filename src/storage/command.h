@@ -48,4 +48,18 @@ struct Command {
 
 std::string_view cmd_name(CmdType t);
 
+// The command of each storage request: the one place that maps a request's fields to a command.
+// bulk_len: the bytes that came with the request (the slice, the patch).
+Command to_command(const proto::ReserveReq& r);  // loc is chosen by the leader
+Command to_command(const proto::WriteSlotReq& r, size_t bulk_len);
+Command to_command(const proto::PatchReq& r, size_t bulk_len);
+Command to_command(const proto::SetNextReq& r);
+Command to_command(const proto::SetValidLenReq& r);
+Command to_command(const proto::RedirectReq& r);
+Command to_command(const proto::DeleteReq& r);
+Command to_command(const proto::LockReq& r);
+Command to_command(const proto::TxDecideReq& r);  // want != NONE (NONE only asks: a read)
+Command to_command(const proto::TxFinishReq& r);
+Command to_command(const proto::TxForgetReq& r);
+
 }  // namespace mydfs::storage

@@ -4,12 +4,8 @@
 
 #include <shared_mutex>
 
-#include <spdlog/spdlog.h>
-
 #include "common/async.h"
 #include "common/checksum.h"
-#include "common/parse.h"
-#include "proto/tracker_messages.h"
 
 namespace mydfs::storage {
 
@@ -19,13 +15,122 @@ using namespace mydfs::proto;
 constexpr int kReadAheadSlices = 3;  // slices of a chain read ahead behind a whole-slice read
 
 StorageService::StorageService(SliceStore& store, Replicator& repl, MeteredPool& io_pool, uint32_t node_id)
-    : store_(store), repl_(repl), io_pool_(io_pool), node_id_(node_id) {}
+    : store_(store), repl_(repl), io_pool_(io_pool), node_id_(node_id), recovery_(store, repl, io_pool) {}
 
 asio::awaitable<Result<SlotMeta>> StorageService::mutate(Command cmd, AlignedBuffer data) {
   co_return co_await repl_.submit(std::move(cmd), std::move(data));
 }
 
+asio::awaitable<Result<SlotResp>> StorageService::slot_command(Command cmd, AlignedBuffer data) {
+  MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(std::move(cmd), std::move(data)));
+  co_return SlotResp{m};
+}
+
+asio::awaitable<Result<TxDecideResp>> StorageService::tx_command(Command cmd) {
+  MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(std::move(cmd), {}));
+  co_return tx_response(m);
+}
+
 void StorageService::register_routes(RpcServer& s) {
+  register_mutations(s);
+  register_transactions(s);
+  register_reads(s);
+}
+
+void StorageService::register_mutations(RpcServer& s) {
+  s.route<ReserveReq>([this](ReserveReq req, Inbound&, Outbound&) -> asio::awaitable<Result<ReserveResp>> {
+    co_return co_await reserve(req);
+  });
+  s.route<WriteSlotReq>([this](WriteSlotReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c = to_command(req, in.bulk.size());
+    co_return co_await slot_command(c, std::move(in.bulk));
+  });
+  s.route<PatchReq>([this](PatchReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c = to_command(req, in.bulk.size());
+    if (xxh64(in.bulk.span()) != req.checksum)
+      co_return make_error(Code::CHECKSUM_MISMATCH, "patch bytes do not match their checksum");
+    co_return co_await slot_command(c, std::move(in.bulk));
+  });
+  s.route<SetNextReq>([this](SetNextReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c = to_command(req);
+    co_return co_await slot_command(c, {});
+  });
+  s.route<SetValidLenReq>([this](SetValidLenReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c = to_command(req);
+    co_return co_await slot_command(c, {});
+  });
+  s.route<RedirectReq>([this](RedirectReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c = to_command(req);
+    co_return co_await slot_command(c, {});
+  });
+  s.route<DeleteReq>([this](DeleteReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c = to_command(req);
+    co_return co_await slot_command(c, {});
+  });
+  s.route<LockReq>([this](LockReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
+    Command c = to_command(req);
+    co_return co_await slot_command(c, {});
+  });
+}
+
+asio::awaitable<Result<ReserveResp>> StorageService::reserve(const ReserveReq& req) {
+  if (req.count == 0 || req.count > kMaxReserve)
+    co_return make_error(Code::BAD_REQUEST, fmt::format("reserve count must be 1..{}", kMaxReserve));
+  // Submit all at once so they share one group commit.
+  struct State {
+    std::vector<std::optional<Result<SlotMeta>>> results;
+    size_t left;
+  };
+  auto st = std::make_shared<State>();
+  st->results.resize(req.count);
+  st->left = req.count;
+  const Command c = to_command(req);
+  auto ex = co_await asio::this_coro::executor;
+  co_await await_completion<bool>([&](auto done) {
+    for (uint32_t i = 0; i < req.count; ++i) {
+      asio::co_spawn(ex, mutate(c, {}), [st, i, done](std::exception_ptr e, Result<SlotMeta> r) mutable {
+        st->results[i] = e ? Result<SlotMeta>(make_error(Code::INTERNAL, "reserve threw")) : std::move(r);
+        if (--st->left == 0) done(true);
+      });
+    }
+  });
+  ReserveResp resp;
+  std::optional<Error> first_err;
+  for (auto& r : st->results) {
+    if (r->ok()) resp.slots.push_back((*r)->loc);
+    else if (!first_err) first_err = r->error();
+  }
+  if (!first_err) co_return resp;
+  // All or nothing: give back what was reserved.
+  for (auto& l : resp.slots) {
+    Command d = to_command(DeleteReq{l, 0});
+    (void)co_await mutate(d, {});
+  }
+  co_return *first_err;
+}
+
+void StorageService::register_transactions(RpcServer& s) {
+  s.route<TxDecideReq>([this](TxDecideReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
+    if (req.want == TxDecision::NONE) {
+      MYDFS_CO_TRY(co_await repl_.read_barrier());
+      TxDecideResp r;
+      r.decision = repl_.state_machine().decision(req.txid);
+      co_return r;
+    }
+    Command c = to_command(req);
+    co_return co_await tx_command(c);
+  });
+  s.route<TxFinishReq>([this](TxFinishReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
+    Command c = to_command(req);
+    co_return co_await tx_command(c);
+  });
+  s.route<TxForgetReq>([this](TxForgetReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
+    Command c = to_command(req);
+    co_return co_await tx_command(c);
+  });
+}
+
+void StorageService::register_reads(RpcServer& s) {
   s.route<PingReq>([this](PingReq, Inbound&, Outbound&) -> asio::awaitable<Result<PingResp>> {
     co_return PingResp{node_id_, store_.group()};
   });
@@ -42,154 +147,6 @@ void StorageService::register_routes(RpcServer& s) {
     r.tx_slots = repl_.state_machine().pending_slots();
     r.tx_decisions = static_cast<uint32_t>(repl_.state_machine().decision_count());
     co_return r;
-  });
-
-  s.route<ReserveReq>([this](ReserveReq req, Inbound&, Outbound&) -> asio::awaitable<Result<ReserveResp>> {
-    if (req.count == 0 || req.count > kMaxReserve)
-      co_return make_error(Code::BAD_REQUEST, fmt::format("reserve count must be 1..{}", kMaxReserve));
-    // Submit all at once so they share one group commit.
-    struct State {
-      std::vector<std::optional<Result<SlotMeta>>> results;
-      size_t left;
-    };
-    auto st = std::make_shared<State>();
-    st->results.resize(req.count);
-    st->left = req.count;
-    auto ex = co_await asio::this_coro::executor;
-    co_await await_completion<bool>([&](auto done) {
-      for (uint32_t i = 0; i < req.count; ++i) {
-        Command c;
-        c.type = CmdType::RESERVE;
-        c.file_id = req.file_id;
-        c.txid = req.txid;
-        c.tx_primary = req.tx_primary;
-        asio::co_spawn(ex, mutate(c, {}), [st, i, done](std::exception_ptr e, Result<SlotMeta> r) mutable {
-          st->results[i] = e ? Result<SlotMeta>(make_error(Code::INTERNAL, "reserve threw")) : std::move(r);
-          if (--st->left == 0) done(true);
-        });
-      }
-    });
-    ReserveResp resp;
-    std::optional<Error> first_err;
-    for (auto& r : st->results) {
-      if (r->ok()) resp.slots.push_back((*r)->loc);
-      else if (!first_err) first_err = r->error();
-    }
-    if (first_err) {
-      // All or nothing: give back what was reserved.
-      for (auto& l : resp.slots) {
-        Command d;
-        d.type = CmdType::DELETE;
-        d.loc = l;
-        (void)co_await mutate(d, {});
-      }
-      co_return *first_err;
-    }
-    co_return resp;
-  });
-
-  s.route<WriteSlotReq>([this](WriteSlotReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c;
-    c.type = CmdType::WRITE_SLOT;
-    c.loc = req.loc;
-    c.file_id = req.file_id;
-    c.next = req.next;
-    c.len = static_cast<uint32_t>(in.bulk.size());
-    c.checksum = req.checksum;
-    c.state = req.state;
-    c.txid = req.txid;
-    c.tx_primary = req.tx_primary;
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, std::move(in.bulk)));
-    co_return SlotResp{m};
-  });
-
-  s.route<PatchReq>([this](PatchReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c;
-    c.type = CmdType::PATCH;
-    c.loc = req.loc;
-    c.offset = req.offset;
-    c.len = static_cast<uint32_t>(in.bulk.size());
-    c.checksum = req.checksum;
-    c.expect_applied = req.expect_applied;
-    c.flags = req.flags;
-    c.next = req.next;
-    if (xxh64(in.bulk.span()) != req.checksum)
-      co_return make_error(Code::CHECKSUM_MISMATCH, "patch bytes do not match their checksum");
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, std::move(in.bulk)));
-    co_return SlotResp{m};
-  });
-
-  s.route<SetNextReq>([this](SetNextReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c;
-    c.type = CmdType::SET_NEXT;
-    c.loc = req.loc;
-    c.next = req.next;
-    c.expect_applied = req.expect_applied;
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-    co_return SlotResp{m};
-  });
-
-  s.route<SetValidLenReq>([this](SetValidLenReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c;
-    c.type = CmdType::SET_VALID_LEN;
-    c.loc = req.loc;
-    c.len = req.valid_len;
-    c.clear_next = req.clear_next;
-    c.expect_applied = req.expect_applied;
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-    co_return SlotResp{m};
-  });
-
-  s.route<RedirectReq>([this](RedirectReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c;
-    c.type = CmdType::REDIRECT;
-    c.loc = req.loc;
-    c.target = req.target;
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-    co_return SlotResp{m};
-  });
-
-  s.route<DeleteReq>([this](DeleteReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c;
-    c.type = CmdType::DELETE;
-    c.loc = req.loc;
-    c.expect_applied = req.expect_applied;
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-    co_return SlotResp{m};
-  });
-
-  s.route<LockReq>([this](LockReq req, Inbound&, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c;
-    c.type = CmdType::LOCK;
-    c.loc = req.loc;
-    c.txid = req.txid;
-    c.tx_primary = req.tx_primary;
-    c.expect_applied = req.expect_applied;
-    c.target = req.on_commit;
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-    co_return SlotResp{m};
-  });
-
-  s.route<TxDecideReq>([this](TxDecideReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
-    if (req.want == TxDecision::NONE) {
-      MYDFS_CO_TRY(co_await repl_.read_barrier());
-      TxDecideResp r;
-      r.decision = repl_.state_machine().decision(req.txid);
-      co_return r;
-    }
-    co_return co_await decide(req.txid, req.want);
-  });
-
-  s.route<TxFinishReq>([this](TxFinishReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
-    co_return co_await finish(req.txid, req.commit ? TxDecision::COMMIT : TxDecision::ABORT);
-  });
-
-  s.route<TxForgetReq>([this](TxForgetReq req, Inbound&, Outbound&) -> asio::awaitable<Result<TxDecideResp>> {
-    Command c;
-    c.type = CmdType::TX_FORGET;
-    c.txid = req.txid;
-    MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-    co_return tx_response(m);
   });
 
   s.route<ReadReq>([this](ReadReq req, Inbound&, Outbound& out) -> asio::awaitable<Result<ReadResp>> {
@@ -333,116 +290,6 @@ asio::awaitable<std::optional<Result<ReadResp>>> StorageService::read_hot(const 
   r.whole = req.offset == 0 && len == meta.valid_len && len > 0;
   if (!r.whole) r.range_checksum = xxh64(out.shared.bytes);
   co_return Result<ReadResp>(std::move(r));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Transactions
-
-asio::awaitable<Result<TxDecideResp>> StorageService::decide(uint64_t txid, TxDecision want) {
-  Command c;
-  c.type = CmdType::TX_DECIDE;
-  c.txid = txid;
-  c.decision = want;
-  MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-  co_return tx_response(m);
-}
-
-asio::awaitable<Result<TxDecideResp>> StorageService::finish(uint64_t txid, TxDecision d) {
-  Command c;
-  c.type = CmdType::TX_FINISH;
-  c.txid = txid;
-  c.decision = d;
-  MYDFS_CO_ASSIGN(SlotMeta m, co_await mutate(c, {}));
-  co_return tx_response(m);
-}
-
-void StorageService::start_tx_recovery(asio::io_context& io, std::string tracker, std::chrono::milliseconds timeout) {
-  tracker_address_ = std::move(tracker);
-  tx_timeout_ = timeout;
-  recovery_timer_.emplace(io);
-  asio::co_spawn(io, tx_recovery_loop(), asio::detached);
-}
-
-void StorageService::stop_tx_recovery() {
-  if (recovery_timer_) recovery_timer_->cancel();
-  if (tracker_) tracker_->close();
-  for (auto& [a, c] : peers_) c->close();
-}
-
-asio::awaitable<void> StorageService::tx_recovery_loop() {
-  auto period = std::clamp<std::chrono::milliseconds>(tx_timeout_ / 4, std::chrono::milliseconds(50),
-                                                      std::chrono::milliseconds(1000));
-  for (;;) {
-    recovery_timer_->expires_after(period);
-    boost::system::error_code ec;
-    co_await recovery_timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return;
-    // Only a group's leader resolves its transactions (the others would only hear NOT_LEADER).
-    if (repl_.role_info().role != "leader") {
-      first_seen_.clear();
-      continue;
-    }
-    // A transaction is first seen when this loop first meets it (after a restart: then), and
-    // resolved once it has been pending for the whole timeout.
-    auto pending = co_await run_on(io_pool_, [this] { return repl_.state_machine().pending_transactions(); });
-    auto now = std::chrono::steady_clock::now();
-    for (auto it = first_seen_.begin(); it != first_seen_.end();)
-      it = pending.count(it->first) ? std::next(it) : first_seen_.erase(it);
-    for (auto [txid, primary] : pending) {
-      auto [it, fresh] = first_seen_.emplace(txid, now);
-      if (fresh || now - it->second < tx_timeout_) continue;
-      auto r = co_await resolve(txid, primary);
-      if (!r.ok()) {
-        spdlog::warn("transaction {:016x} (primary group {}) is past its timeout and cannot be resolved yet: {}",
-                     txid, primary, r.error().to_string());
-        continue;
-      }
-      spdlog::info("transaction {:016x} was left unfinished; the primary group {} says {}: finished {} slot(s) here",
-                   txid, primary, r->decision == TxDecision::COMMIT ? "committed" : "aborted", r->finished);
-      first_seen_.erase(txid);
-    }
-  }
-}
-
-asio::awaitable<Result<TxDecideResp>> StorageService::resolve(uint64_t txid, uint32_t primary) {
-  // Abort unless committed: the first decision wins at the primary, so if the coordinator is
-  // still alive and decides later, it learns the abort and retries.
-  if (primary == store_.group()) co_return co_await decide(txid, TxDecision::ABORT);
-  MYDFS_CO_ASSIGN(auto peer, co_await leader_of(primary));
-  TxDecideReq ask{txid, TxDecision::ABORT};
-  auto d = co_await peer->call(ask);
-  if (!d.ok()) {
-    leaders_.clear();  // ask the tracker again next time
-    co_return d.take_error();
-  }
-  if (d->decision == TxDecision::NONE) co_return make_error(Code::INTERNAL, "the primary recorded no decision");
-  co_return co_await finish(txid, d->decision);
-}
-
-asio::awaitable<Result<std::shared_ptr<RpcClient>>> StorageService::leader_of(uint32_t group) {
-  auto ex = co_await asio::this_coro::executor;
-  proto::ClientOptions co;
-  co.connect_timeout = std::chrono::milliseconds(1000);
-  co.call_timeout = std::chrono::milliseconds(5000);
-  if (!leaders_.count(group)) {
-    if (tracker_address_.empty())
-      co_return make_error(Code::UNAVAILABLE, fmt::format("no --tracker to find group {}", group));
-    if (!tracker_) {
-      MYDFS_CO_ASSIGN(HostPort hp, parse_host_port(tracker_address_));
-      tracker_ = std::make_shared<RpcClient>(ex, hp.host, hp.port, co);
-    }
-    MYDFS_CO_ASSIGN(ClusterStatusResp st, co_await tracker_->call(ClusterStatusReq{}));
-    MYDFS_CO_ASSIGN(leaders_, usable_group_leaders(st));
-  }
-  auto it = leaders_.find(group);
-  if (it == leaders_.end() || it->second.empty())
-    co_return make_error(Code::UNAVAILABLE, fmt::format("group {} has no reachable leader", group));
-  auto& peer = peers_[it->second];
-  if (!peer) {
-    MYDFS_CO_ASSIGN(HostPort hp, parse_host_port(it->second));
-    peer = std::make_shared<RpcClient>(ex, hp.host, hp.port, co);
-  }
-  co_return peer;
 }
 
 }  // namespace mydfs::storage

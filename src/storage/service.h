@@ -2,8 +2,8 @@
 // and the SliceStore (reads). Blocking disk work runs on io_pool, never on the network thread.
 #pragma once
 #include <chrono>
-#include <map>
 #include <optional>
+#include <string>
 
 #include <boost/asio.hpp>
 
@@ -13,6 +13,7 @@
 #include "storage/replicator.h"
 #include "storage/slice_stats.h"
 #include "storage/slice_store.h"
+#include "storage/tx_recovery.h"
 
 namespace mydfs::storage {
 
@@ -28,18 +29,22 @@ class StorageService {
 
   // Participant recovery: every transaction holding slots here longer than timeout is resolved
   // by asking its primary group (found through the tracker) for the decision, aborting it there
-  // unless it committed; then this group's slots are finished. Runs on io until stopped.
-  void start_tx_recovery(boost::asio::io_context& io, std::string tracker, std::chrono::milliseconds timeout);
-  void stop_tx_recovery();
+  // unless it committed; then this group's slots are finished. Runs on io until stopped
+  // (TxRecovery, tx_recovery.h).
+  void start_tx_recovery(boost::asio::io_context& io, std::string tracker, std::chrono::milliseconds timeout) {
+    recovery_.start(io, std::move(tracker), timeout);
+  }
+  void stop_tx_recovery() { recovery_.stop(); }
 
  private:
-  boost::asio::awaitable<Result<proto::TxDecideResp>> decide(uint64_t txid, proto::TxDecision want);
-  boost::asio::awaitable<Result<proto::TxDecideResp>> finish(uint64_t txid, proto::TxDecision d);
-  boost::asio::awaitable<void> tx_recovery_loop();
-  boost::asio::awaitable<Result<proto::TxDecideResp>> resolve(uint64_t txid, uint32_t primary);
-  boost::asio::awaitable<Result<std::shared_ptr<proto::RpcClient>>> leader_of(uint32_t group);
-
+  void register_mutations(proto::RpcServer& s);
+  void register_transactions(proto::RpcServer& s);
+  void register_reads(proto::RpcServer& s);
   boost::asio::awaitable<Result<SlotMeta>> mutate(Command cmd, AlignedBuffer data);
+  // A slot command answered as a SlotResp, a transaction command as a TxDecideResp.
+  boost::asio::awaitable<Result<proto::SlotResp>> slot_command(Command cmd, AlignedBuffer data);
+  boost::asio::awaitable<Result<proto::TxDecideResp>> tx_command(Command cmd);
+  boost::asio::awaitable<Result<proto::ReserveResp>> reserve(const proto::ReserveReq& req);
   boost::asio::awaitable<Result<proto::ReadResp>> read(const proto::ReadReq& req, proto::Outbound& out);
   // A read of a hot slice: from the cache, loading it there first if needed. nullopt: serve it
   // from the store instead (the slice changed under the load, or is not cacheable).
@@ -52,14 +57,7 @@ class StorageService {
   MeteredPool& io_pool_;
   uint32_t node_id_;
   SliceStats* stats_ = nullptr;
-  // Recovery state, touched only on the io_context's thread.
-  std::string tracker_address_;
-  std::chrono::milliseconds tx_timeout_{10000};
-  std::optional<boost::asio::steady_timer> recovery_timer_;
-  std::map<uint64_t, std::chrono::steady_clock::time_point> first_seen_;
-  std::shared_ptr<proto::RpcClient> tracker_;
-  std::map<uint32_t, std::string> leaders_;
-  std::map<std::string, std::shared_ptr<proto::RpcClient>> peers_;
+  TxRecovery recovery_;
 };
 
 }  // namespace mydfs::storage
