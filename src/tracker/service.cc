@@ -35,6 +35,11 @@ NsReply TrackerService::read(const NsReadReq& req) const {
 }
 
 void TrackerService::register_routes(RpcServer& s) {
+  register_namespace_routes(s);
+  register_cluster_routes(s);
+}
+
+void TrackerService::register_namespace_routes(RpcServer& s) {
   s.route<NsReadReq>([this](NsReadReq req, Inbound&, Outbound&) -> asio::awaitable<Result<NsReply>> {
     co_return co_await run_on(pool_, [&] { return Result<NsReply>(read(req)); });
   });
@@ -52,43 +57,56 @@ void TrackerService::register_routes(RpcServer& s) {
   });
 
   s.route<AllocateReq>([this](AllocateReq req, Inbound&, Outbound&) -> asio::awaitable<Result<AllocateResp>> {
-    AllocateResp resp;
-    Attr file;
-    int err = co_await run_on(pool_, [&] {
-      return state_.read([&](const Namespace& ns, const GroupRegistry&) { return ns.getattr(req.ino, &file); });
-    });
-    if (err == 0 && file.type != FileType::REG) err = file.type == FileType::DIR ? EISDIR : EINVAL;
-    if (err) {
-      resp.err = err;
-      co_return resp;
-    }
-    // Placement takes the state lock, which a group commit holds through its fsync: not on the
-    // network thread.
-    auto runs = co_await run_on(pool_, [&] {
-      return state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, file.run, SteadyClock::now()); });
-    });
-    if (!runs.ok()) {
-      resp.err = to_errno(runs.error());
-      co_return resp;
-    }
-    for (auto& r : *runs) resp.runs.push_back(RunInfo{r.group, r.count, r.leader});
-    co_return resp;
+    co_return co_await allocate(req);
   });
+}
 
+asio::awaitable<Result<AllocateResp>> TrackerService::allocate(const AllocateReq& req) {
+  AllocateResp resp;
+  Attr file;
+  int err = co_await run_on(pool_, [&] {
+    return state_.read([&](const Namespace& ns, const GroupRegistry&) { return ns.getattr(req.ino, &file); });
+  });
+  if (err == 0 && file.type != FileType::REG) err = file.type == FileType::DIR ? EISDIR : EINVAL;
+  if (err) {
+    resp.err = err;
+    co_return resp;
+  }
+  // Placement takes the state lock, which a group commit holds through its fsync: not on the
+  // network thread.
+  auto runs = co_await run_on(pool_, [&] {
+    return state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, file.run, SteadyClock::now()); });
+  });
+  if (!runs.ok()) {
+    resp.err = to_errno(runs.error());
+    co_return resp;
+  }
+  for (auto& r : *runs) resp.runs.push_back(RunInfo{r.group, r.count, r.leader});
+  co_return resp;
+}
+
+namespace {
+Heartbeat to_heartbeat(HeartbeatReq req) {
+  Heartbeat hb;
+  hb.node_id = req.node_id;
+  hb.group_id = req.group_id;
+  hb.address = std::move(req.address);
+  hb.http = std::move(req.http);
+  hb.role = req.role;
+  hb.term = req.term;
+  hb.free_slots = req.free_slots;
+  hb.high_water = req.high_water;
+  hb.capacity_slots = req.capacity_slots;
+  hb.in_flight = req.in_flight;
+  hb.qps = req.qps;
+  hb.load = std::move(req.load);
+  return hb;
+}
+}  // namespace
+
+void TrackerService::register_cluster_routes(RpcServer& s) {
   s.route<HeartbeatReq>([this](HeartbeatReq req, Inbound&, Outbound&) -> asio::awaitable<Result<HeartbeatResp>> {
-    Heartbeat hb;
-    hb.node_id = req.node_id;
-    hb.group_id = req.group_id;
-    hb.address = req.address;
-    hb.http = req.http;
-    hb.role = req.role;
-    hb.term = req.term;
-    hb.free_slots = req.free_slots;
-    hb.high_water = req.high_water;
-    hb.capacity_slots = req.capacity_slots;
-    hb.in_flight = req.in_flight;
-    hb.qps = req.qps;
-    hb.load = std::move(req.load);
+    Heartbeat hb = to_heartbeat(std::move(req));
     auto interval = std::chrono::milliseconds(0);
     Status st = co_await run_on(pool_, [&] {
       return state_.with_groups([&](GroupRegistry& g) {

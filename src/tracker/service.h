@@ -28,6 +28,9 @@ class TrackerService {
 
  private:
   proto::NsReply read(const proto::NsReadReq& req) const;
+  void register_namespace_routes(proto::RpcServer& server);  // NS_READ, NS_WRITE, ALLOCATE
+  void register_cluster_routes(proto::RpcServer& server);    // HEARTBEAT, groups, status
+  boost::asio::awaitable<Result<proto::AllocateResp>> allocate(const proto::AllocateReq& req);
   TrackerState& state_;
   MeteredPool& pool_;
   std::function<nlohmann::json()> self_status_;
