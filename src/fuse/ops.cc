@@ -75,10 +75,19 @@ Result<Attr> entry_of(FsState& fs, Result<NsReply> r) {
 
 // ---- Names and attributes ------------------------------------------------------------------------
 
+// No such name: a negative entry (see do_lookup).
+Attr no_entry() { return Attr{}; }  // ino 0
+
 Result<Attr> do_lookup(FsState& fs, uint64_t parent, const char* name) {
-  if (FsState::is_orphans_dir(parent, name)) return fs_error(ENOENT);  // the hidden directory
-  MYDFS_ASSIGN(Attr a, fs.client().lookup(parent, name));
-  return fs.seen(a);
+  // A missing name is a negative entry (ino 0), which the kernel caches for entry_timeout: it
+  // replaces it when this mount creates the name (create, mknod, mkdir, symlink, link and rename
+  // answer with the new entry), and looks it up again before an exclusive create. The hidden
+  // directory is never there.
+  if (FsState::is_orphans_dir(parent, name)) return no_entry();
+  auto r = fs.client().lookup(parent, name);
+  if (!r.ok() && to_errno(r.error()) == ENOENT) return no_entry();
+  if (!r.ok()) return r.take_error();
+  return fs.seen(*r);
 }
 
 Result<Attr> do_getattr(FsState& fs, uint64_t ino) {

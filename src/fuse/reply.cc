@@ -39,11 +39,12 @@ struct stat to_stat(const Attr& a) {
 fuse_entry_param entry_param(fuse_req_t req, const Attr& a) {
   const FsState& fs = state_of(req);
   fuse_entry_param e{};
+  e.entry_timeout = fs.entry_timeout();
+  if (a.ino == 0) return e;  // negative: ino 0 with a timeout
   e.ino = a.ino;
   e.generation = 1;
   e.attr = to_stat(a);
   e.attr_timeout = fs.attr_timeout();
-  e.entry_timeout = fs.entry_timeout();
   return e;
 }
 

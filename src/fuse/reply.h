@@ -30,7 +30,8 @@ struct Xattr {
 
 FsState& state_of(fuse_req_t req);
 
-// An entry: lookup, mknod, mkdir, symlink, link.
+// An entry: lookup, mknod, mkdir, symlink, link. Attributes with ino 0 are a negative entry (no
+// such name), which the kernel keeps for entry_timeout like a positive one.
 void reply_entry(fuse_req_t req, const Result<Attr>& r);
 void reply_attr(fuse_req_t req, const Result<Attr>& r);
 void reply_readlink(fuse_req_t req, const Result<std::string>& r);
