@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+
+#include <spdlog/spdlog.h>
 
 namespace mydfs {
 
@@ -26,6 +29,16 @@ Status lock_data_dir(const std::string& dir) {
   }
   // fd stays open (and locked) until the process exits.
   return ok_status();
+}
+
+void on_stop_signals(boost::asio::signal_set& signals, std::function<void()> stop) {
+  signals.add(SIGTERM);
+  signals.add(SIGINT);
+  signals.async_wait([stop = std::move(stop)](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", sig);
+    stop();
+  });
 }
 
 namespace {

@@ -126,8 +126,9 @@ Status SegmentDir::remove_all_but_active() {
     if (ec) spdlog::warn("{}: cannot remove '{}': {}", label_, segments_[i].path, ec.message());
   }
   segments_.erase(segments_.begin(), segments_.end() - 1);
-  bytes_ = active_size_;
-  return sync_dir(dir_);
+  MYDFS_TRY(sync_dir(dir_));
+  bytes_ = active_size_;  // only now: a failed sync leaves the log looking due for another try
+  return ok_status();
 }
 
 }  // namespace mydfs::seglog

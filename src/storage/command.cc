@@ -19,6 +19,21 @@ std::string_view cmd_name(CmdType t) {
   return "unknown";
 }
 
+namespace {
+Command on_slot(CmdType type, Location loc) {
+  Command c;
+  c.type = type;
+  c.loc = loc;
+  return c;
+}
+Command on_tx(CmdType type, uint64_t txid) {
+  Command c;
+  c.type = type;
+  c.txid = txid;
+  return c;
+}
+}  // namespace
+
 Command to_command(const proto::ReserveReq& r) {
   Command c;
   c.type = CmdType::RESERVE;
@@ -29,9 +44,7 @@ Command to_command(const proto::ReserveReq& r) {
 }
 
 Command to_command(const proto::WriteSlotReq& r, size_t bulk_len) {
-  Command c;
-  c.type = CmdType::WRITE_SLOT;
-  c.loc = r.loc;
+  Command c = on_slot(CmdType::WRITE_SLOT, r.loc);
   c.file_id = r.file_id;
   c.next = r.next;
   c.len = static_cast<uint32_t>(bulk_len);
@@ -43,9 +56,7 @@ Command to_command(const proto::WriteSlotReq& r, size_t bulk_len) {
 }
 
 Command to_command(const proto::PatchReq& r, size_t bulk_len) {
-  Command c;
-  c.type = CmdType::PATCH;
-  c.loc = r.loc;
+  Command c = on_slot(CmdType::PATCH, r.loc);
   c.offset = r.offset;
   c.len = static_cast<uint32_t>(bulk_len);
   c.checksum = r.checksum;
@@ -56,18 +67,14 @@ Command to_command(const proto::PatchReq& r, size_t bulk_len) {
 }
 
 Command to_command(const proto::SetNextReq& r) {
-  Command c;
-  c.type = CmdType::SET_NEXT;
-  c.loc = r.loc;
+  Command c = on_slot(CmdType::SET_NEXT, r.loc);
   c.next = r.next;
   c.expect_applied = r.expect_applied;
   return c;
 }
 
 Command to_command(const proto::SetValidLenReq& r) {
-  Command c;
-  c.type = CmdType::SET_VALID_LEN;
-  c.loc = r.loc;
+  Command c = on_slot(CmdType::SET_VALID_LEN, r.loc);
   c.len = r.valid_len;
   c.clear_next = r.clear_next;
   c.expect_applied = r.expect_applied;
@@ -75,25 +82,19 @@ Command to_command(const proto::SetValidLenReq& r) {
 }
 
 Command to_command(const proto::RedirectReq& r) {
-  Command c;
-  c.type = CmdType::REDIRECT;
-  c.loc = r.loc;
+  Command c = on_slot(CmdType::REDIRECT, r.loc);
   c.target = r.target;
   return c;
 }
 
 Command to_command(const proto::DeleteReq& r) {
-  Command c;
-  c.type = CmdType::DELETE;
-  c.loc = r.loc;
+  Command c = on_slot(CmdType::DELETE, r.loc);
   c.expect_applied = r.expect_applied;
   return c;
 }
 
 Command to_command(const proto::LockReq& r) {
-  Command c;
-  c.type = CmdType::LOCK;
-  c.loc = r.loc;
+  Command c = on_slot(CmdType::LOCK, r.loc);
   c.txid = r.txid;
   c.tx_primary = r.tx_primary;
   c.expect_applied = r.expect_applied;
@@ -102,25 +103,19 @@ Command to_command(const proto::LockReq& r) {
 }
 
 Command to_command(const proto::TxDecideReq& r) {
-  Command c;
-  c.type = CmdType::TX_DECIDE;
-  c.txid = r.txid;
+  Command c = on_tx(CmdType::TX_DECIDE, r.txid);
   c.decision = r.want;
   return c;
 }
 
 Command to_command(const proto::TxFinishReq& r) {
-  Command c;
-  c.type = CmdType::TX_FINISH;
-  c.txid = r.txid;
+  Command c = on_tx(CmdType::TX_FINISH, r.txid);
   c.decision = r.commit ? proto::TxDecision::COMMIT : proto::TxDecision::ABORT;
   return c;
 }
 
 Command to_command(const proto::TxForgetReq& r) {
-  Command c;
-  c.type = CmdType::TX_FORGET;
-  c.txid = r.txid;
+  Command c = on_tx(CmdType::TX_FORGET, r.txid);
   return c;
 }
 

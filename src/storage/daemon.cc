@@ -397,13 +397,7 @@ asio::awaitable<void> StorageDaemon::heartbeat_loop(std::shared_ptr<proto::RpcCl
 }
 
 void StorageDaemon::stop_on_signals() {
-  signals_.add(SIGTERM);
-  signals_.add(SIGINT);
-  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("signal {}: stopping", sig);
-    shutdown();
-  });
+  on_stop_signals(signals_, [this] { shutdown(); });
 }
 
 void StorageDaemon::stop() {

@@ -206,22 +206,7 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
   MYDFS_ASSIGN(SlotMeta cur, store_.meta(cmd.loc.slot));
   if (cur.applied_index >= index) return cur;  // applied before the crash; replay skips it
 
-  if (cmd.type == CmdType::RESERVE) {
-    bool reusable = cur.state == SlotState::FREE || cur.state == SlotState::DELETED;
-    if (!reusable || cmd.loc.gen != cur.loc.gen + 1)
-      return make_error(Code::CONFLICT, fmt::format("{} cannot be reserved (slot at gen {})", cmd.loc, cur.loc.gen));
-    SlotMeta m;
-    m.loc = cmd.loc;
-    m.state = SlotState::PREPARED;
-    m.file_id = cmd.file_id;
-    m.txid = cmd.txid;
-    m.tx_primary = cmd.txid ? cmd.tx_primary : 0;
-    m.payload_checksum = xxh64(nullptr, 0);
-    m.applied_index = index;
-    MYDFS_TRY(store_.put_header(m, PayloadCheck::VERIFIED));
-    track(cur, m);
-    return m;
-  }
+  if (cmd.type == CmdType::RESERVE) return apply_reserve(index, cmd, cur);
 
   if (cmd.type == CmdType::WRITE_SLOT) {
     if (auto same = already_written(cmd)) return *same;
@@ -245,35 +230,13 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
     case CmdType::TX_FORGET:
       break;
     case CmdType::WRITE_SLOT:
-      if (replay) {
-        MYDFS_ASSIGN(uint64_t sum, store_.checksum_payload(cmd.loc.slot, cmd.len));
-        if (sum != cmd.checksum) {
-          spdlog::error("replay: payload of {} does not match its logged checksum", cmd.loc);
-          return make_error(Code::CHECKSUM_MISMATCH, fmt::format("payload of {} is damaged", cmd.loc));
-        }
-      }
+      MYDFS_TRY(apply_write_slot(cmd, replay, m));
       check = PayloadCheck::VERIFIED;
-      m.state = cmd.state;
-      m.next = cmd.next;
-      m.valid_len = cmd.len;
-      m.payload_checksum = cmd.checksum;
-      m.txid = cmd.state == SlotState::PREPARED ? cmd.txid : 0;
-      if (m.txid) m.tx_primary = cmd.tx_primary;
       break;
-    case CmdType::PATCH: {
-      if (xxh64(data) != cmd.checksum)
-        return make_error(Code::CHECKSUM_MISMATCH, "patch bytes do not match their checksum");
-      MYDFS_TRY(store_.write_payload(cmd.loc.slot, cmd.offset, data));
-      m.valid_len = std::max<uint32_t>(cur.valid_len, cmd.offset + static_cast<uint32_t>(data.size()));
-      if (cmd.offset == 0 && data.size() == m.valid_len) {
-        m.payload_checksum = cmd.checksum;
-      } else {
-        MYDFS_ASSIGN(m.payload_checksum, store_.checksum_payload(cmd.loc.slot, m.valid_len));
-      }
-      if (cmd.flags & proto::PATCH_SET_NEXT) m.next = cmd.next;
+    case CmdType::PATCH:
+      MYDFS_TRY(apply_patch(cmd, data, cur, m));
       check = replay ? PayloadCheck::UNVERIFIED : PayloadCheck::VERIFIED;
       break;
-    }
     case CmdType::SET_NEXT:
       m.next = cmd.next;
       break;
@@ -303,6 +266,55 @@ Result<SlotMeta> StateMachine::apply_locked(uint64_t index, const Command& cmd,
   MYDFS_TRY(store_.put_header(m, check));
   track(cur, m);
   return m;
+}
+
+Result<SlotMeta> StateMachine::apply_reserve(uint64_t index, const Command& cmd, const SlotMeta& cur) {
+  bool reusable = cur.state == SlotState::FREE || cur.state == SlotState::DELETED;
+  if (!reusable || cmd.loc.gen != cur.loc.gen + 1)
+    return make_error(Code::CONFLICT, fmt::format("{} cannot be reserved (slot at gen {})", cmd.loc, cur.loc.gen));
+  SlotMeta m;
+  m.loc = cmd.loc;
+  m.state = SlotState::PREPARED;
+  m.file_id = cmd.file_id;
+  m.txid = cmd.txid;
+  m.tx_primary = cmd.txid ? cmd.tx_primary : 0;
+  m.payload_checksum = xxh64(nullptr, 0);
+  m.applied_index = index;
+  MYDFS_TRY(store_.put_header(m, PayloadCheck::VERIFIED));
+  track(cur, m);
+  return m;
+}
+
+// The payload is already in place (written beside the command); on replay it must match the
+// logged checksum.
+Status StateMachine::apply_write_slot(const Command& cmd, bool replay, SlotMeta& m) {
+  if (replay) {
+    MYDFS_ASSIGN(uint64_t sum, store_.checksum_payload(cmd.loc.slot, cmd.len));
+    if (sum != cmd.checksum) {
+      spdlog::error("replay: payload of {} does not match its logged checksum", cmd.loc);
+      return make_error(Code::CHECKSUM_MISMATCH, fmt::format("payload of {} is damaged", cmd.loc));
+    }
+  }
+  m.state = cmd.state;
+  m.next = cmd.next;
+  m.valid_len = cmd.len;
+  m.payload_checksum = cmd.checksum;
+  m.txid = cmd.state == SlotState::PREPARED ? cmd.txid : 0;
+  if (m.txid) m.tx_primary = cmd.tx_primary;
+  return ok_status();
+}
+
+Status StateMachine::apply_patch(const Command& cmd, std::span<const std::byte> data, const SlotMeta& cur, SlotMeta& m) {
+  if (xxh64(data) != cmd.checksum) return make_error(Code::CHECKSUM_MISMATCH, "patch bytes do not match their checksum");
+  MYDFS_TRY(store_.write_payload(cmd.loc.slot, cmd.offset, data));
+  m.valid_len = std::max<uint32_t>(cur.valid_len, cmd.offset + static_cast<uint32_t>(data.size()));
+  if (cmd.offset == 0 && data.size() == m.valid_len) {
+    m.payload_checksum = cmd.checksum;
+  } else {
+    MYDFS_ASSIGN(m.payload_checksum, store_.checksum_payload(cmd.loc.slot, m.valid_len));
+  }
+  if (cmd.flags & proto::PATCH_SET_NEXT) m.next = cmd.next;
+  return ok_status();
 }
 
 TxDecision StateMachine::decision(uint64_t txid) const {

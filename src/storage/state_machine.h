@@ -60,6 +60,10 @@ class StateMachine {
 
  private:
   Result<SlotMeta> apply_locked(uint64_t index, const Command& cmd, std::span<const std::byte> data, bool replay);
+  // The pieces of apply_locked with more to them than setting fields of the header m.
+  Result<SlotMeta> apply_reserve(uint64_t index, const Command& cmd, const SlotMeta& cur);
+  Status apply_write_slot(const Command& cmd, bool replay, SlotMeta& m);
+  Status apply_patch(const Command& cmd, std::span<const std::byte> data, const SlotMeta& cur, SlotMeta& m);
   Result<SlotMeta> apply_tx(uint64_t index, const Command& cmd);
   // Commits or aborts every slot of txid here; returns how many it changed.
   Result<uint32_t> finish(uint64_t index, uint64_t txid, TxDecision d);

@@ -200,13 +200,7 @@ void TrackerDaemon::log_stats() {
 }
 
 void TrackerDaemon::stop_on_signals() {
-  signals_.add(SIGTERM);
-  signals_.add(SIGINT);
-  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("signal {}: stopping", sig);
-    shutdown();
-  });
+  on_stop_signals(signals_, [this] { shutdown(); });
 }
 
 void TrackerDaemon::stop() {
