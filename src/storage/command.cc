@@ -19,105 +19,55 @@ std::string_view cmd_name(CmdType t) {
   return "unknown";
 }
 
-namespace {
-Command on_slot(CmdType type, Location loc) {
-  Command c;
-  c.type = type;
-  c.loc = loc;
-  return c;
-}
-Command on_tx(CmdType type, uint64_t txid) {
-  Command c;
-  c.type = type;
-  c.txid = txid;
-  return c;
-}
-}  // namespace
-
+// Each request's one mapping to its command (fields in declaration order).
 Command to_command(const proto::ReserveReq& r) {
-  Command c;
-  c.type = CmdType::RESERVE;
-  c.file_id = r.file_id;
-  c.txid = r.txid;
-  c.tx_primary = r.tx_primary;
-  return c;
+  return Command{.type = CmdType::RESERVE, .file_id = r.file_id, .txid = r.txid, .tx_primary = r.tx_primary};
 }
 
 Command to_command(const proto::WriteSlotReq& r, size_t bulk_len) {
-  Command c = on_slot(CmdType::WRITE_SLOT, r.loc);
-  c.file_id = r.file_id;
-  c.next = r.next;
-  c.len = static_cast<uint32_t>(bulk_len);
-  c.checksum = r.checksum;
-  c.state = r.state;
-  c.txid = r.txid;
-  c.tx_primary = r.tx_primary;
-  return c;
+  return Command{.type = CmdType::WRITE_SLOT, .loc = r.loc, .file_id = r.file_id, .next = r.next,
+                 .len = static_cast<uint32_t>(bulk_len), .checksum = r.checksum, .state = r.state, .txid = r.txid,
+                 .tx_primary = r.tx_primary};
 }
 
 Command to_command(const proto::PatchReq& r, size_t bulk_len) {
-  Command c = on_slot(CmdType::PATCH, r.loc);
-  c.offset = r.offset;
-  c.len = static_cast<uint32_t>(bulk_len);
-  c.checksum = r.checksum;
-  c.expect_applied = r.expect_applied;
-  c.flags = r.flags;
-  c.next = r.next;
-  return c;
+  return Command{.type = CmdType::PATCH, .loc = r.loc, .next = r.next, .offset = r.offset,
+                 .len = static_cast<uint32_t>(bulk_len), .checksum = r.checksum, .expect_applied = r.expect_applied,
+                 .flags = r.flags};
 }
 
 Command to_command(const proto::SetNextReq& r) {
-  Command c = on_slot(CmdType::SET_NEXT, r.loc);
-  c.next = r.next;
-  c.expect_applied = r.expect_applied;
-  return c;
+  return Command{.type = CmdType::SET_NEXT, .loc = r.loc, .next = r.next, .expect_applied = r.expect_applied};
 }
 
 Command to_command(const proto::SetValidLenReq& r) {
-  Command c = on_slot(CmdType::SET_VALID_LEN, r.loc);
-  c.len = r.valid_len;
-  c.clear_next = r.clear_next;
-  c.expect_applied = r.expect_applied;
-  return c;
+  return Command{.type = CmdType::SET_VALID_LEN, .loc = r.loc, .len = r.valid_len, .clear_next = r.clear_next,
+                 .expect_applied = r.expect_applied};
 }
 
 Command to_command(const proto::RedirectReq& r) {
-  Command c = on_slot(CmdType::REDIRECT, r.loc);
-  c.target = r.target;
-  return c;
+  return Command{.type = CmdType::REDIRECT, .loc = r.loc, .target = r.target};
 }
 
 Command to_command(const proto::DeleteReq& r) {
-  Command c = on_slot(CmdType::DELETE, r.loc);
-  c.expect_applied = r.expect_applied;
-  return c;
+  return Command{.type = CmdType::DELETE, .loc = r.loc, .expect_applied = r.expect_applied};
 }
 
 Command to_command(const proto::LockReq& r) {
-  Command c = on_slot(CmdType::LOCK, r.loc);
-  c.txid = r.txid;
-  c.tx_primary = r.tx_primary;
-  c.expect_applied = r.expect_applied;
-  c.target = r.on_commit;
-  return c;
+  return Command{.type = CmdType::LOCK, .loc = r.loc, .target = r.on_commit, .txid = r.txid,
+                 .tx_primary = r.tx_primary, .expect_applied = r.expect_applied};
 }
 
 Command to_command(const proto::TxDecideReq& r) {
-  Command c = on_tx(CmdType::TX_DECIDE, r.txid);
-  c.decision = r.want;
-  return c;
+  return Command{.type = CmdType::TX_DECIDE, .txid = r.txid, .decision = r.want};
 }
 
 Command to_command(const proto::TxFinishReq& r) {
-  Command c = on_tx(CmdType::TX_FINISH, r.txid);
-  c.decision = r.commit ? proto::TxDecision::COMMIT : proto::TxDecision::ABORT;
-  return c;
+  return Command{.type = CmdType::TX_FINISH, .txid = r.txid,
+                 .decision = r.commit ? proto::TxDecision::COMMIT : proto::TxDecision::ABORT};
 }
 
-Command to_command(const proto::TxForgetReq& r) {
-  Command c = on_tx(CmdType::TX_FORGET, r.txid);
-  return c;
-}
+Command to_command(const proto::TxForgetReq& r) { return Command{.type = CmdType::TX_FORGET, .txid = r.txid}; }
 
 void Command::encode(Writer& w) const {
   w.u8(static_cast<uint8_t>(type));

@@ -27,10 +27,10 @@ constexpr uint8_t kMaxCmdType = 11;
 
 struct Command {
   CmdType type = CmdType::RESERVE;
-  Location loc;
+  Location loc{};
   uint64_t file_id = 0;
-  Location next;
-  Location target;
+  Location next{};
+  Location target{};
   uint32_t offset = 0;
   uint32_t len = 0;
   uint64_t checksum = 0;
