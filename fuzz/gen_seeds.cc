@@ -3,7 +3,8 @@
 // to regenerate (from the repository root):
 //   clang++ -std=c++20 -include utility -Isrc -DSPDLOG_FMT_EXTERNAL -DSPDLOG_COMPILED_LIB \
 //     fuzz/gen_seeds.cc src/proto/frame.cc src/proto/messages.cc src/storage/slot_format.cc \
-//     src/storage/command.cc src/seglog/wal.cc src/storage/file_io.cc \
+//     src/storage/command.cc src/seglog/segments.cc src/seglog/wal.cc src/common/record.cc \
+//     src/common/file_io.cc \
 //     -lspdlog -lfmt -lxxhash -pthread -o build-fuzz/gen_seeds && build-fuzz/gen_seeds fuzz/seeds
 #include <cstdio>
 #include <cstring>

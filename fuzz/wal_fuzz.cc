@@ -44,6 +44,7 @@ namespace fs = std::filesystem;
 namespace mydfs::storage {
 using seglog::Wal;
 using seglog::kWalRecordHeader;
+using seglog::kWalMaxBody;
 namespace {
 
 using fuzz::hex;
