@@ -318,17 +318,19 @@ asio::awaitable<Result<uint64_t>> Client::get_async(Attr file, const Sink& sink,
   // that the slice is still what the map says (same applied index, length and next pointer):
   // any edit of the file changes at least one slice of the old map, so a stale map shows up as
   // a mismatch, and the read starts again from a fresh walk.
+  Error walk_error = make_error(Code::CONFLICT, "the chain changed during the walk");  // the last walk's, if it failed
   for (uint32_t attempt = 0;; ++attempt) {
     auto cached = chains_.find(file.ino);
     if (cached == chains_.end() || !(cached->second.head == file.head)) {
       // Other reads and edits run on this thread while the walk waits: no iterator survives it.
       auto walked = co_await chain_async(file);
       if (!walked.ok() && !retryable(walked.code())) co_return walked.take_error();
+      if (!walked.ok()) walk_error = walked.error();
       cached = walked.ok()
                    ? chains_.insert_or_assign(file.ino, CachedChain{file.head, file.version, std::move(*walked)}).first
                    : chains_.end();
     }
-    Result<uint64_t> r = make_error(Code::CONFLICT, "the chain changed during the walk");
+    Result<uint64_t> r = walk_error;
     if (cached != chains_.end()) {
       std::vector<SliceInfo> slices = cached->second.slices;
       r = co_await read_chain_once(slices, sink, progress);
