@@ -19,6 +19,17 @@ bool retryable(Code c) {
   return c == Code::CONFLICT || c == Code::STALE || c == Code::DELETED || c == Code::REDIRECT || c == Code::NOT_FOUND;
 }
 
+bool refused(Code c) {
+  switch (c) {
+    case Code::NOT_LEADER: case Code::NOT_FOUND: case Code::REDIRECT: case Code::DELETED: case Code::STALE:
+    case Code::NO_SPACE: case Code::CONFLICT: case Code::BAD_REQUEST: case Code::CHECKSUM_MISMATCH:
+    case Code::TOO_LARGE:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Timespec now_timespec() {
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);

@@ -49,6 +49,10 @@ struct ClientOptions {
 Error fs_context(Error e, std::string_view what);
 // Codes that mean "the file changed under this operation": walk again and retry.
 bool retryable(Code c);
+// Codes with which a storage group refuses a command before it is logged: the command did not
+// happen and never will. Any other failure of a conditional command (a lost answer: UNAVAILABLE,
+// TIMEOUT; a server fault) may have applied it, or may still apply it.
+bool refused(Code c);
 Timespec now_timespec();
 
 struct SliceInfo {

@@ -450,7 +450,10 @@ asio::awaitable<Status> Client::write_in_tail(FileView& v, uint64_t off, const S
   Result<SlotResp> r = sc.ok() ? Result<SlotResp>(make_error(Code::INTERNAL, "")) : sc.error();
   if (sc.ok()) r = co_await (*sc)->call(p, Bulk::of(buf));
   if (!r.ok()) {
-    co_await discard(fresh);
+    // The new slices go only if the link was refused. A lost answer may mean the tail links
+    // them already (or will, once a new leader commits the entry): deleting them then would
+    // break the file's chain. Left unlinked, they are only space.
+    if (refused(r.code())) co_await discard(fresh);
     co_return r.take_error();
   }
   v.delta = static_cast<int64_t>(off + data.size) - static_cast<int64_t>(v.size);
