@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
   }
   put("frame", "sel-envelope-slot-resp", sel(20, ok_then(encode_message(SlotResp{meta(9, SlotState::PREPARED)}))));
 
-  // ---- slot_header: bytes 0..4095 are a header block (zero padded), 4096..4099 the group.
+  // ---- slot_header: bytes 0..4095 hold header copy A at 0 and copy B at 2048 (zero padded),
+  // 4096..4099 the group (slot_header_fuzz.cc).
   {
     DiskHeader h;
     h.meta = meta(5, SlotState::LIVE);
@@ -129,7 +130,7 @@ int main(int argc, char** argv) {
     encode_header(h, c0);
     put("slot_header", "header-copy0-live", std::string(reinterpret_cast<char*>(c0), kHeaderCopySize));
 
-    std::string block(kHeaderCopyOffset[1] + kHeaderCopySize, '\0');
+    std::string block(2048 + kHeaderCopySize, '\0');
     std::memcpy(block.data(), c0, kHeaderCopySize);
     DiskHeader h2 = h;
     h2.meta.state = SlotState::PREPARED;
@@ -137,10 +138,10 @@ int main(int argc, char** argv) {
     h2.seq = 2;
     unsigned char c1[kHeaderCopySize];
     encode_header(h2, c1);
-    std::memcpy(block.data() + kHeaderCopyOffset[1], c1, kHeaderCopySize);
+    std::memcpy(block.data() + 2048, c1, kHeaderCopySize);
     put("slot_header", "header-both-copies", block);
     std::string torn = block;
-    torn[kHeaderCopyOffset[1] + 40] ^= 0x5a;  // copy 1 fails its checksum: copy 0 wins
+    torn[2048 + 40] ^= 0x5a;  // copy 1 fails its checksum: copy 0 wins
     put("slot_header", "header-copy1-torn", torn);
   }
   {

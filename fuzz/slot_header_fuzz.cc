@@ -1,12 +1,13 @@
 // libFuzzer target for the on-disk decoders: storage/slot_format.h (decode_header via
-// read_header_block, decode_superblock) and storage/command.h (Command::decode).
+// pick_header, decode_superblock) and storage/command.h (Command::decode).
 //
-// Input layout: bytes 0..4095 are a slot's header block (shorter inputs are padded with zeros, so
-// a 96-byte input is a block with only copy 0 written); bytes 4096..4099, if present, are the
-// store's group (default 1). The same bytes are also decoded as a superblock copy (offset 0) and
+// Input layout: bytes 0..4095 hold a slot's two header copies, copy A at 0 and copy B at 2048 (in
+// a store they sit in a header table's two arrays; this layout keeps them in one input). Shorter
+// inputs are padded with zeros, so a 96-byte input has only copy A written. Bytes 4096..4099, if
+// present, are the store's group (default 1). The same bytes are also decoded as a superblock copy (offset 0) and
 // as a state-machine command (from offset 0).
 // Properties, besides "no crash, no sanitizer report":
-//   * read_header_block agrees with decode_header of the two copies: OK if either copy is OK (and
+//   * pick_header agrees with decode_header of the two copies: OK if either copy is OK (and
 //     then the one with the higher seq, copy 0 on a tie), EMPTY only if both are all zero.
 //   * a valid header has a valid state, valid_len <= kPayloadCapacity and the store's group;
 //     encode_header of it gives back the copy's 96 bytes, which decode to an equal SlotMeta and seq.
@@ -29,6 +30,9 @@ namespace {
 
 using fuzz::hex;
 
+constexpr size_t kInputBlock = 4096;                  // the two copies, as laid out in an input
+constexpr size_t kCopyAt[2] = {0, 2048};
+
 std::string_view sv(const unsigned char* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
 
 std::string describe(const DiskHeader& h) {
@@ -41,19 +45,19 @@ std::string describe(const DiskHeader& h) {
 void check_header_block(const unsigned char* block, uint32_t group) {
   DiskHeader copy[2];
   HeaderParse p[2];
-  for (int i = 0; i < 2; ++i) p[i] = decode_header(block + kHeaderCopyOffset[i], group, copy[i]);
+  for (int i = 0; i < 2; ++i) p[i] = decode_header(block + kCopyAt[i], group, copy[i]);
 
   DiskHeader out;
-  HeaderParse res = read_header_block(block, group, out);
+  HeaderParse res = pick_header(block + kCopyAt[0], block + kCopyAt[1], group, out);
   bool any_ok = p[0] == HeaderParse::OK || p[1] == HeaderParse::OK;
   bool both_empty = p[0] == HeaderParse::EMPTY && p[1] == HeaderParse::EMPTY;
-  FUZZ_CHECK((res == HeaderParse::OK) == any_ok, "read_header_block OK disagrees with the copies");
-  FUZZ_CHECK((res == HeaderParse::EMPTY) == both_empty, "read_header_block EMPTY disagrees with the copies");
+  FUZZ_CHECK((res == HeaderParse::OK) == any_ok, "pick_header OK disagrees with the copies");
+  FUZZ_CHECK((res == HeaderParse::EMPTY) == both_empty, "pick_header EMPTY disagrees with the copies");
   FUZZ_CHECK(res == HeaderParse::OK || res == HeaderParse::EMPTY || res == HeaderParse::CORRUPT,
-             "read_header_block returned an unknown HeaderParse");
+             "pick_header returned an unknown HeaderParse");
 
   for (int i = 0; i < 2; ++i) {
-    const unsigned char* in = block + kHeaderCopyOffset[i];
+    const unsigned char* in = block + kCopyAt[i];
     if (p[i] == HeaderParse::EMPTY)
       FUZZ_CHECK(std::all_of(in, in + kHeaderCopySize, [](unsigned char c) { return c == 0; }),
                  "EMPTY header copy is not all zero: " + hex(sv(in, kHeaderCopySize)));
@@ -78,7 +82,7 @@ void check_header_block(const unsigned char* block, uint32_t group) {
                                  ? (copy[0].seq >= copy[1].seq ? copy[0] : copy[1])
                                  : (p[0] == HeaderParse::OK ? copy[0] : copy[1]);
     FUZZ_CHECK(out.meta == want.meta && out.seq == want.seq,
-               "read_header_block picked the wrong copy:\n  got  " + describe(out) + "\n  want " + describe(want));
+               "pick_header picked the wrong copy:\n  got  " + describe(out) + "\n  want " + describe(want));
     unsigned char enc[kHeaderCopySize];
     encode_header(out, enc);
     DiskHeader back;
@@ -140,10 +144,10 @@ void check_command(std::string_view in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace mydfs::storage;
-  std::vector<unsigned char> block(kHeaderBlock, 0);
-  std::memcpy(block.data(), data, std::min<size_t>(size, kHeaderBlock));
+  std::vector<unsigned char> block(kInputBlock, 0);
+  std::memcpy(block.data(), data, std::min<size_t>(size, kInputBlock));
   uint32_t group = 1;
-  if (size >= kHeaderBlock + 4) std::memcpy(&group, data + kHeaderBlock, 4);  // host is little-endian
+  if (size >= kInputBlock + 4) std::memcpy(&group, data + kInputBlock, 4);  // host is little-endian
   check_header_block(block.data(), group);
   check_superblock(block.data());
   // The command decoder reads the input itself (not the padded block), so ASan sees overreads.

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -107,6 +108,30 @@ Status File::allocate(uint64_t len) {
   if (rc == 0) return ok_status();
   if (rc == EOPNOTSUPP || rc == EINVAL) return truncate(len);
   return io_error("cannot allocate", path_, rc);
+}
+
+uint64_t File::data_end(uint64_t from, uint64_t to) const {
+  uint64_t end = from;
+  for (uint64_t at = from; at < to;) {
+    off_t d = ::lseek(fd_, static_cast<off_t>(at), SEEK_DATA);
+    if (d < 0) return errno == ENXIO ? end : to;  // ENXIO: no data after `at`
+    if (static_cast<uint64_t>(d) >= to) break;
+    off_t h = ::lseek(fd_, d, SEEK_HOLE);
+    if (h < 0) return to;
+    end = std::min<uint64_t>(static_cast<uint64_t>(h), to);
+    at = static_cast<uint64_t>(h);
+  }
+  return end;
+}
+
+Status File::punch(uint64_t off, uint64_t len) {
+  if (len == 0) return ok_status();
+  if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) == 0)
+    return ok_status();
+  int err = errno;
+  Error e = io_error("cannot punch a hole in", path_, err);
+  if (err == EOPNOTSUPP || err == ENOSYS) e.sys_errno = EOPNOTSUPP;
+  return e;
 }
 
 Status sync_dir(const std::string& dir) {

@@ -36,6 +36,12 @@ class File {
   Result<uint64_t> size() const;
   Status truncate(uint64_t len);
   Status allocate(uint64_t len);  // fallocate, falling back to truncate where unsupported
+  // The end of the last byte range in [from, to) that is not a hole, or `from` if all of it is
+  // (SEEK_DATA/SEEK_HOLE; a file system that cannot tell answers `to`).
+  uint64_t data_end(uint64_t from, uint64_t to) const;
+  // Gives [off, off+len) back to the file system (reads as zeros after; the size is kept).
+  // An error with sys_errno EOPNOTSUPP: the file system cannot.
+  Status punch(uint64_t off, uint64_t len);
   int fd() const { return fd_; }
   const std::string& path() const { return path_; }
 

@@ -52,6 +52,7 @@ void WriteSlotReq::encode(Writer& w) const {
   w.u16(static_cast<uint16_t>(state));
   w.u64(txid);
   w.u32(tx_primary);
+  w.u32(zeros);
 }
 void WriteSlotReq::decode(Reader& r) {
   loc = r.loc();
@@ -64,6 +65,8 @@ void WriteSlotReq::decode(Reader& r) {
   state = static_cast<SlotState>(s);
   txid = r.u64();
   tx_primary = r.u32();
+  zeros = r.u32();
+  if (zeros > kPayloadCapacity) r.fail();
 }
 
 void WalkResp::encode(Writer& w) const {
@@ -84,12 +87,12 @@ void WalkResp::decode(Reader& r) {
 
 void InfoResp::encode(Writer& w) const {
   w.u32(node_id); w.u32(group_id); w.u32(capacity_slots); w.u32(used_slots);
-  w.u32(free_slots); w.u32(high_water); w.u64(applied_index);
+  w.u32(free_slots); w.u32(high_water); w.u64(used_bytes); w.u64(free_bytes); w.u64(applied_index);
   w.u32(tx_slots); w.u32(tx_decisions);
 }
 void InfoResp::decode(Reader& r) {
   node_id = r.u32(); group_id = r.u32(); capacity_slots = r.u32(); used_slots = r.u32();
-  free_slots = r.u32(); high_water = r.u32(); applied_index = r.u64();
+  free_slots = r.u32(); high_water = r.u32(); used_bytes = r.u64(); free_bytes = r.u64(); applied_index = r.u64();
   tx_slots = r.u32(); tx_decisions = r.u32();
 }
 

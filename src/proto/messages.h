@@ -12,11 +12,10 @@
 
 namespace mydfs::proto {
 
-// The sizes every party agrees on: a slot is 4 MiB on disk, a 4 KiB header block then the
-// payload, so a slice holds at most kPayloadCapacity bytes (docs/ON-DISK.md).
+// The sizes every party agrees on: a slice holds at most kPayloadCapacity bytes, and takes on
+// disk only the 4 KiB blocks its data needs (its header lives in a table; docs/ON-DISK.md).
 constexpr uint64_t kSlotSize = 4u << 20;
-constexpr uint64_t kSlotHeaderBlock = 4096;
-constexpr uint32_t kPayloadCapacity = kSlotSize - kSlotHeaderBlock;  // 4 MiB - 4 KiB
+constexpr uint32_t kPayloadCapacity = kSlotSize;  // 4 MiB
 
 enum class Method : uint16_t {
   PING = 0x0001,
@@ -134,6 +133,9 @@ struct WriteSlotReq {
   SlotState state = SlotState::LIVE;
   uint64_t txid = 0;
   uint32_t tx_primary = 0;
+  // Non-zero: the slice is this many zero bytes and travels without a bulk (a hole; checksum is
+  // still xxHash64 of those bytes). It takes no space on disk.
+  uint32_t zeros = 0;
   void encode(Writer& w) const;
   void decode(Reader& r);
 };
@@ -320,7 +322,9 @@ struct InfoResp {
   uint32_t capacity_slots = 0;  // usable slots (slot 0 excluded)
   uint32_t used_slots = 0;
   uint32_t free_slots = 0;
-  uint32_t high_water = 0;      // next never-used slot ("startIndex")
+  uint32_t high_water = 0;      // next never-used position ("startIndex")
+  uint64_t used_bytes = 0;      // what the slices take on disk
+  uint64_t free_bytes = 0;      // what new data may still take
   uint64_t applied_index = 0;
   uint32_t tx_slots = 0;        // slots held by unfinished transactions
   uint32_t tx_decisions = 0;    // decisions recorded here as a primary, not yet forgotten

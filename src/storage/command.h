@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/checksum.h"
 #include "common/codec.h"
 #include "proto/messages.h"
 
@@ -52,6 +53,11 @@ std::string_view cmd_name(CmdType t);
 // bulk_len: the bytes that came with the request (the slice, the patch).
 Command to_command(const proto::ReserveReq& r);  // loc is chosen by the leader
 Command to_command(const proto::WriteSlotReq& r, size_t bulk_len);
+// A WRITE_SLOT of a slice of zeros, sent without its bytes (data_len 0): its slot is emptied and
+// nothing is written or sent to other members; an empty payload reads as the slice.
+inline bool is_hole(const Command& c, size_t data_len) {
+  return c.type == CmdType::WRITE_SLOT && data_len == 0 && c.len > 0 && c.checksum == xxh64_zeros(c.len);
+}
 Command to_command(const proto::PatchReq& r, size_t bulk_len);
 Command to_command(const proto::SetNextReq& r);
 Command to_command(const proto::SetValidLenReq& r);

@@ -77,10 +77,12 @@ Result<StorageConfig::Parsed> StorageConfig::validate() const {
   MYDFS_ASSIGN(p.listen, parse_host_port(listen));
   MYDFS_ASSIGN(p.http, parse_host_port(http));
   MYDFS_ASSIGN(p.backend, parse_backend(backend));
-  MYDFS_ASSIGN(uint64_t cap_bytes, parse_size(capacity));
-  uint64_t slots = cap_bytes / kSlotSize;
-  if (slots < 1 || slots > (1u << 30)) return bad(fmt::format("capacity '{}' must be between 4MiB and 4PiB", capacity));
-  p.slots = static_cast<uint32_t>(slots);
+  if (capacity != "auto") {
+    MYDFS_ASSIGN(p.capacity, parse_size(capacity));
+    if (p.capacity < kSlotSize) return bad(fmt::format("capacity '{}' must be at least 4MiB (or auto)", capacity));
+  }
+  MYDFS_ASSIGN(p.reserve, parse_size(reserve));
+  p.positions = max_positions(p.backend);
   MYDFS_TRY(check_numbers(*this));
   MYDFS_ASSIGN(p.max_frame, parse_size(max_frame));
   MYDFS_TRY(check_limits(*this, p.max_frame));
@@ -133,7 +135,9 @@ Status StorageDaemon::open_store() {
   StoreOptions so;
   so.backend = parsed_.backend;
   so.path = c.data + (volume ? "/store.vol" : "/store");
-  so.capacity_slots = parsed_.slots;
+  so.capacity_slots = parsed_.positions;
+  so.capacity_bytes = parsed_.capacity;
+  so.reserve_bytes = parsed_.reserve;
   so.cluster_id = c.cluster_id;
   so.group_id = c.group_id;
   so.node_id = c.node_id;
@@ -182,7 +186,13 @@ Status StorageDaemon::open_replicator() {
 
 void StorageDaemon::register_gauges() {
   auto& st = *store_;
-  metrics_.gauge_fn("mydfs_storage_slots_capacity", "Usable slots", [&st] { return st.capacity(); });
+  metrics_.gauge_fn("mydfs_storage_slots_capacity", "Usable slots", [&st] { return st.slot_capacity(); });
+  metrics_.gauge_fn("mydfs_storage_bytes_used", "Bytes the slices take on disk (an upper bound)",
+                    [&st] { return static_cast<double>(st.used_bytes()); });
+  metrics_.gauge_fn("mydfs_storage_bytes_live", "Valid bytes of the slices in use",
+                    [&st] { return static_cast<double>(st.live_bytes()); });
+  metrics_.gauge_fn("mydfs_storage_bytes_free", "Bytes new data may still take (capacity and the disk's free space)",
+                    [&st] { return static_cast<double>(st.free_bytes()); });
   metrics_.gauge_fn("mydfs_storage_slots_used", "Slots in use", [&st] { return st.used_slots(); });
   metrics_.gauge_fn("mydfs_storage_slots_free", "Slots free (never used or deleted)", [&st] { return st.free_slots(); });
   metrics_.gauge_fn("mydfs_storage_high_water", "First never-used slot", [&st] { return st.high_water(); });
@@ -248,8 +258,10 @@ nlohmann::json StorageDaemon::status_json() const {
   j["term"] = ri.term;
   j["leader"] = ri.leader;
   j["members"] = config_.members;
-  j["slots"] = {{"capacity", st.capacity()}, {"used", st.used_slots()}, {"free", st.free_slots()},
+  j["slots"] = {{"capacity", st.slot_capacity()}, {"used", st.used_slots()}, {"free", st.free_slots()},
                 {"high_water", st.high_water()}, {"corrupt", st.corrupt_slots()}};
+  j["bytes"] = {{"used", st.used_bytes()}, {"live", st.live_bytes()}, {"free", st.free_bytes()}, {"capacity", st.capacity_bytes()},
+                {"trimmable", st.trimmable_bytes()}};
   j["applied_index"] = repl_->applied_index();
   j["commit_index"] = ri.commit;
   j["metrics"] = metered_;
@@ -322,6 +334,14 @@ void StorageDaemon::start_periodic() {
     });
   repeat_every(stats_timer_, std::chrono::milliseconds(static_cast<int64_t>(config_.stats_interval * 1000)),
                [this] { log_stats(); });
+  // Deleted slices give their blocks back to the disk, a bounded number at a time.
+  repeat_every(trim_timer_, std::chrono::milliseconds(200), [this] {
+    if (!trimming_.exchange(true))
+      asio::post(io_pool_->pool(), [this] {
+        store_->trim(4096);
+        trimming_ = false;
+      });
+  });
 }
 
 void StorageDaemon::save_read_counts() {
@@ -333,11 +353,13 @@ void StorageDaemon::log_stats() {
   fill_load(l);
   auto ri = repl_->role_info();
   spdlog::info("stats: {} term {}, qps {:.1f} (1m {:.1f}), in flight {}, in {:.1f} MB/s, out {:.1f} MB/s, "
-               "disk pool {:.0f}%, commit {} applied {}, slots free {}/{}, hot cache {} hits {} misses, "
+               "disk pool {:.0f}%, commit {} applied {}, slots free {}/{}, bytes used {} free {}, "
+               "hot cache {} hits {} misses, "
                "rss {:.1f} MiB",
                ri.role, ri.term, server_->rates().qps_1s, l.qps_1m, metrics_.value("mydfs_rpc_in_flight"),
                l.bytes_in_per_s / 1e6, l.bytes_out_per_s / 1e6, l.pool_utilization * 100, l.commit_index,
-               l.applied_index, store_->free_slots(), store_->capacity(), l.hot_cache_hits, l.hot_cache_misses,
+               l.applied_index, store_->free_slots(), store_->slot_capacity(), store_->used_bytes(),
+               store_->free_bytes(), l.hot_cache_hits, l.hot_cache_misses,
                static_cast<double>(l.rss_bytes) / (1 << 20));
 }
 
@@ -361,7 +383,10 @@ proto::HeartbeatReq StorageDaemon::heartbeat(double qps) {
   hb.term = ri.term;
   hb.free_slots = store_->free_slots();
   hb.high_water = store_->high_water();
-  hb.capacity_slots = store_->capacity();
+  hb.capacity_slots = store_->slot_capacity();
+  hb.free_bytes = store_->free_bytes();
+  hb.used_bytes = store_->used_bytes();
+  hb.live_bytes = store_->live_bytes();
   hb.in_flight = static_cast<uint32_t>(metrics_.value("mydfs_rpc_in_flight"));
   hb.qps = qps;
   fill_load(hb.load);
@@ -411,6 +436,7 @@ void StorageDaemon::shutdown() {
   heartbeat_timer_.cancel();
   save_timer_.cancel();
   stats_timer_.cancel();
+  trim_timer_.cancel();
   if (service_) service_->stop_tx_recovery();
   io_.stop();
 }
@@ -420,6 +446,7 @@ void StorageDaemon::run() {
   io_.run();
   if (io_pool_) io_pool_->join();
   if (repl_) repl_->stop();  // drains the committer (or stops the Raft member) and checkpoints the store
+  if (store_) store_->trim();
   if (slice_stats_) {
     store_->set_change_hook(nullptr);
     save_read_counts();

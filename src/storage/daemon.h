@@ -41,7 +41,9 @@ struct StorageConfig {
   uint32_t node_id = 1;
   uint32_t group_id = 1;
   uint64_t cluster_id = 1;
-  std::string capacity = "1GiB";
+  // Most bytes the store takes on disk ("auto": as much as the disk has free, less the reserve).
+  std::string capacity = "auto";
+  std::string reserve = "1GiB";       // free space on the data directory's file system left alone
   std::string log_level = "info";
   std::string log_file;
   uint32_t io_threads = 4;
@@ -70,7 +72,9 @@ struct StorageConfig {
     HostPort listen;
     HostPort http;
     Backend backend = Backend::VOLUME;
-    uint32_t slots = 0;                          // capacity in slots
+    uint32_t positions = 0;                      // address space of the store (the backend's most)
+    uint64_t capacity = 0;                       // bytes; 0 = auto
+    uint64_t reserve = 0;                        // bytes
     uint64_t max_frame = 0;                      // bytes
     uint64_t hot_cache = 0;                      // bytes
     std::optional<HostPort> tracker;
@@ -142,6 +146,8 @@ class StorageDaemon {
   boost::asio::steady_timer save_timer_{io_};
   std::atomic<bool> saving_{false};
   boost::asio::steady_timer stats_timer_{io_};
+  boost::asio::steady_timer trim_timer_{io_};
+  std::atomic<bool> trimming_{false};
   boost::asio::steady_timer heartbeat_timer_{io_};
   boost::asio::signal_set signals_{io_};
 };

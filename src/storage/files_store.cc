@@ -1,11 +1,13 @@
-// files backend: DIR/superblock and one file per slot, DIR/slots/<8 hex digits>, created on first
-// write. Each slot file has the slot layout (header block, then payload).
+// files backend: DIR/superblock (position 0: the superblock and the first header table) and one
+// file per other position, DIR/slots/<8 hex digits>, created on first write: a slot's payload, or
+// a header table. Files are sparse and as long as their last written byte.
 #include <fcntl.h>
 
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/file_io.h"
@@ -30,7 +32,7 @@ class FilesStore final : public SliceStore {
   Status raw_open(bool create, uint32_t capacity) override {
     std::error_code ec;
     fs::path dir(opt_.path);
-    files_.resize(uint64_t{capacity} + 1);
+    (void)capacity;
     if (create) {
       // Built as DIR.creating, renamed into place by raw_commit_create().
       if (!dir.parent_path().empty() && !fs::is_directory(dir.parent_path(), ec))
@@ -57,18 +59,45 @@ class FilesStore final : public SliceStore {
   }
 
   Status raw_check(uint32_t) const override { return ok_status(); }
+  Status raw_grow(uint32_t) override { return ok_status(); }
+  Status raw_table(uint32_t) override { return ok_status(); }
 
-  Status raw_grow(uint32_t capacity) override {
-    std::lock_guard g(mu_);
-    files_.resize(uint64_t{capacity} + 1);
-    return ok_status();
+  uint64_t raw_data_end(uint32_t slot, uint64_t limit) override {
+    std::error_code ec;
+    if (!fs::exists(slot_path(slot), ec)) return 0;
+    auto f = file_for(slot, false);
+    return f.ok() ? (*f)->data_end(0, limit) : limit;
+  }
+
+  // A whole file's worth is given back by truncating it (a slot file then takes no block).
+  Status raw_punch(uint32_t slot, uint64_t off, uint64_t len) override {
+    std::error_code ec;
+    std::shared_ptr<File> f;
+    {
+      std::lock_guard g(mu_);
+      if (auto it = files_.find(slot); it != files_.end()) f = it->second;
+    }
+    if (!f) {
+      if (!fs::exists(slot_path(slot), ec)) return ok_status();
+      MYDFS_ASSIGN(f, file_for(slot, false));
+    }
+    MYDFS_ASSIGN(uint64_t size, f->size());
+    Status st;
+    if (off >= size) return ok_status();
+    if (off + len >= size) st = f->truncate(off);
+    else st = f->punch(off, len);
+    if (st.ok()) {
+      std::lock_guard g(mu_);
+      dirty_.insert(slot);
+    }
+    return st;
   }
 
   Status raw_read(uint32_t slot, uint64_t off, std::span<std::byte> out) const override {
     std::shared_ptr<File> f;
     {
       std::lock_guard g(mu_);
-      if (slot < files_.size()) f = files_[slot];
+      if (auto it = files_.find(slot); it != files_.end()) f = it->second;
     }
     if (!f) {
       auto path = slot_path(slot);
@@ -139,8 +168,7 @@ class FilesStore final : public SliceStore {
   static constexpr size_t kMaxOpen = 2048;
   Result<std::shared_ptr<File>> file_for(uint32_t slot, bool create) {
     std::lock_guard g(mu_);
-    if (slot >= files_.size()) return make_error(Code::BAD_REQUEST, "slot out of range");
-    if (!files_[slot]) {
+    if (!files_.count(slot)) {
       auto path = slot_path(slot);
       std::error_code ec;
       bool existed = fs::exists(path, ec);
@@ -152,7 +180,7 @@ class FilesStore final : public SliceStore {
       while (opened_order_.size() > kMaxOpen) {
         uint32_t old = opened_order_.front();
         opened_order_.pop_front();
-        if (old != slot && old != 0) files_[old].reset();
+        if (old != slot && old != 0) files_.erase(old);
       }
     }
     return files_[slot];
@@ -161,7 +189,7 @@ class FilesStore final : public SliceStore {
   mutable std::mutex mu_;                      // guards files_ (the vector, not the files), dirty_, created_
 
   std::mutex sync_mu_;  // serializes raw_sync
-  std::vector<std::shared_ptr<File>> files_;   // [0] = superblock file; null: not open
+  std::unordered_map<uint32_t, std::shared_ptr<File>> files_;  // open files by position; [0] = superblock
   std::deque<uint32_t> opened_order_;          // open slot files, oldest first
   std::unordered_set<uint32_t> dirty_;         // slots written since the last sync
   bool created_ = false;                       // a slot file was created since the last sync

@@ -297,6 +297,19 @@ asio::awaitable<Result<SlotMeta>> GroupReplicator::submit(Command cmd, AlignedBu
 // WRITE_SLOT on the leader: the slice into the local slot and to every follower at once; returns
 // once it is durable on a majority of the group.
 asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, AlignedBuffer data) {
+  if (is_hole(cmd, data.size())) {
+    // A slice of zeros: every member makes it by emptying the slot (has_slice, apply); nothing
+    // travels. The emptying is made durable like a slice's bytes.
+    co_return co_await run_on(impl_->pool, [&]() -> Status {
+      {
+        std::unique_lock lk(store_.locks().of(cmd.loc.slot));
+        if (newer_bytes(cmd.loc)) return not_leader();
+        MYDFS_TRY(store_.clear_payload(cmd.loc.slot));
+        wrote_bytes(cmd.loc);
+      }
+      return impl_->batcher.sync(store_, impl_->syncs);
+    });
+  }
   if (data.size() != cmd.len) co_return make_error(Code::BAD_REQUEST, "slice length differs from the command's");
   if (xxh64(data.span()) != cmd.checksum)
     co_return make_error(Code::CHECKSUM_MISMATCH, "slice bytes do not match their checksum");
@@ -348,7 +361,7 @@ asio::awaitable<Status> GroupReplicator::replicate_slice(const Command& cmd, Ali
     {
       std::unique_lock lk(store_.locks().of(cmd.loc.slot));
       if (newer_bytes(cmd.loc)) return not_leader();  // the group moved past this slot without us
-      MYDFS_TRY(store_.write_payload(cmd.loc.slot, 0, bytes->span()));
+      MYDFS_TRY(store_.write_slice(cmd.loc.slot, bytes->span()));
       wrote_bytes(cmd.loc);
     }
     return impl_->batcher.sync(store_, impl_->syncs);
@@ -409,7 +422,7 @@ asio::awaitable<Result<proto::SlicePushResp>> GroupReplicator::on_push(proto::Sl
         return make_error(Code::NOT_LEADER, fmt::format("{} is obsolete: a newer slice is in its slot here", req.loc));
       if (!may_write(req.loc))
         return make_error(Code::UNAVAILABLE, fmt::format("{} is still in use here; fetched when its entry arrives", req.loc));
-      MYDFS_TRY(store_.write_payload(req.loc.slot, 0, bytes->span()));
+      MYDFS_TRY(store_.write_slice(req.loc.slot, bytes->span()));
       wrote_bytes(req.loc);
     }
     return impl_->batcher.sync(store_, impl_->syncs);
@@ -542,6 +555,8 @@ bool GroupReplicator::before_persist(const std::vector<Entry>& entries) {
 // still syncing them, or a write before a crash that the page cache kept).
 bool GroupReplicator::has_slice(const Command& cmd, bool* sync) {
   if (newer_bytes(cmd.loc)) return true;  // obsolete: a later slice of the slot is here already
+  // A hole: an empty payload reads as its zeros (the leader sends none; apply empties the slot).
+  if (is_hole(cmd, 0)) return true;
   {
     std::lock_guard g(impl_->held_mu);
     auto it = impl_->held.find({cmd.loc.slot, cmd.loc.gen});
@@ -656,7 +671,7 @@ Status GroupReplicator::fetch_slice(const Command& cmd, uint64_t index) {
       std::unique_lock lk(store_.locks().of(cmd.loc.slot));
       if (newer_bytes(cmd.loc)) return ok_status();  // obsolete meanwhile: a later slice was pushed
       if (may_write(cmd.loc)) {
-        MYDFS_TRY(store_.write_payload(cmd.loc.slot, 0, bytes.span()));
+        MYDFS_TRY(store_.write_slice(cmd.loc.slot, bytes.span()));
         wrote_bytes(cmd.loc);
         return ok_status();
       }
@@ -696,7 +711,7 @@ void GroupReplicator::apply(const Entry& e) {
       std::unique_lock lk(store_.locks().of(cmd.loc.slot));
       if (may_write(cmd.loc)) {
         auto bytes = read_staged(staged);
-        Status st = bytes.ok() ? store_.write_payload(cmd.loc.slot, 0, bytes->span()) : Status(bytes.take_error());
+        Status st = bytes.ok() ? store_.write_slice(cmd.loc.slot, bytes->span()) : Status(bytes.take_error());
         if (st.ok()) st = store_.sync();
         if (!st.ok()) {
           spdlog::critical("group {}: cannot move staged {} into its slot, stopping: {}", opt_.group, cmd.loc,
@@ -711,6 +726,18 @@ void GroupReplicator::apply(const Entry& e) {
   // Entries up to the log's end at open may have been applied, wholly or in part, before a crash:
   // patches are redone without first checking the old bytes (a torn earlier attempt may be in
   // them), and a slice written again is checked against its header before it is next served.
+  if (is_hole(cmd, 0) && !store_.payload_empty(cmd.loc.slot)) {
+    // A hole (found in place by has_slice, maybe before older bytes were written here): empty it.
+    std::unique_lock lk(store_.locks().of(cmd.loc.slot));
+    if (may_write(cmd.loc)) {
+      Status st = store_.clear_payload(cmd.loc.slot);
+      if (st.ok()) st = store_.sync();  // durable before the header says "zeros"
+      if (!st.ok()) {
+        spdlog::critical("group {}: cannot empty {} for a hole, stopping: {}", opt_.group, cmd.loc, st.error().to_string());
+        std::_Exit(70);
+      }
+    }
+  }
   bool replayed = e.index <= replay_through_;
   auto res = sm_.apply(e.index, cmd, as_bytes(data), replayed && cmd.type != CmdType::WRITE_SLOT);
   if (cmd.type == CmdType::WRITE_SLOT &&

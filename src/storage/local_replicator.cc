@@ -100,10 +100,11 @@ class LocalReplicator final : public Replicator {
     // command is (the committer syncs the store before it writes the log).
     uint32_t slot = cmd.loc.slot;
     Status st = co_await run_on(pool_, [&]() -> Status {
+      if (is_hole(cmd, data.size())) return store_.clear_payload(slot);
       if (data.size() != cmd.len) return make_error(Code::BAD_REQUEST, "slice length differs from the command's");
       if (xxh64(data.span()) != cmd.checksum)
         return make_error(Code::CHECKSUM_MISMATCH, "slice bytes do not match their checksum");
-      return store_.write_payload(slot, 0, data.span());
+      return store_.write_slice(slot, data.span());
     });
     // (No co_await inside ?: — GCC 12 miscompiles it.)
     Result<SlotMeta> res;

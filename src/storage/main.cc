@@ -30,7 +30,11 @@ int main(int argc, char** argv) {
   app.add_option("--node-id", c.node_id, "This node's id")->capture_default_str();
   app.add_option("--group-id", c.group_id, "Storage group id")->capture_default_str();
   app.add_option("--cluster-id", c.cluster_id, "Cluster id")->capture_default_str();
-  app.add_option("--capacity", c.capacity, "Store size, e.g. 1GiB (rounded down to 4 MiB slots)")->capture_default_str();
+  app.add_option("--capacity", c.capacity,
+                 "Most bytes the store may take on disk, e.g. 100GiB; auto: what the disk has free, less --reserve")
+      ->capture_default_str();
+  app.add_option("--reserve", c.reserve, "Free space on the data directory's file system the store never takes")
+      ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--log-file", c.log_file, "Log to this file instead of stderr");
   app.add_option("--io-threads", c.io_threads, "Threads for disk reads, and as many for slice writes")->capture_default_str();

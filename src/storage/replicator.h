@@ -45,7 +45,8 @@ class Replicator {
 };
 
 // What every replicator checks before a mutation is logged: one WRITE_SLOT per slot at a time,
-// a repeated identical WRITE_SLOT answered from the slot, and the state machine's precheck.
+// a repeated identical WRITE_SLOT answered from the slot, the state machine's precheck, and
+// room on disk for what the command adds.
 class WriteGate {
  public:
   // A SlotMeta: the command is answered already (sent again after a lost answer). nullopt: go on;
@@ -56,6 +57,7 @@ class WriteGate {
       return make_error(Code::CONFLICT, fmt::format("{} is being written", cmd.loc));
     if (auto same = sm.already_written(cmd)) return same;
     MYDFS_TRY(sm.precheck(cmd, data_len));
+    MYDFS_TRY(sm.admit(cmd, data_len));
     if (cmd.type == CmdType::WRITE_SLOT) writing_.insert(cmd.loc.slot);
     return std::optional<SlotMeta>{};
   }

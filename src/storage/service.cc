@@ -42,7 +42,11 @@ void StorageService::register_mutations(RpcServer& s) {
     co_return co_await reserve(req);
   });
   s.route<WriteSlotReq>([this](WriteSlotReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
-    Command c = to_command(req, in.bulk.size());
+    // A slice of zeros comes as its length: a hole (is_hole), made without its bytes.
+    if (req.zeros && !in.bulk.empty()) co_return make_error(Code::BAD_REQUEST, "a slice of zeros comes without bytes");
+    Command c = to_command(req, req.zeros ? req.zeros : in.bulk.size());
+    if (req.zeros && !is_hole(c, 0))
+      co_return make_error(Code::CHECKSUM_MISMATCH, "a slice of zeros with another checksum");
     co_return co_await slot_command(c, std::move(in.bulk));
   });
   s.route<PatchReq>([this](PatchReq req, Inbound& in, Outbound&) -> asio::awaitable<Result<SlotResp>> {
@@ -139,7 +143,9 @@ void StorageService::register_reads(RpcServer& s) {
     InfoResp r;
     r.node_id = node_id_;
     r.group_id = store_.group();
-    r.capacity_slots = store_.capacity();
+    r.capacity_slots = store_.slot_capacity();
+    r.used_bytes = store_.used_bytes();
+    r.free_bytes = store_.free_bytes();
     r.free_slots = store_.free_slots();
     r.used_slots = store_.used_slots();
     r.high_water = store_.high_water();

@@ -63,10 +63,9 @@ HeaderParse decode_header(const unsigned char in[kHeaderCopySize], uint32_t grou
   return HeaderParse::OK;
 }
 
-HeaderParse read_header_block(const unsigned char* block, uint32_t group, DiskHeader& out) {
+HeaderParse pick_header(const unsigned char* a, const unsigned char* b, uint32_t group, DiskHeader& out) {
   DiskHeader h[2];
-  HeaderParse p[2];
-  for (int i = 0; i < 2; ++i) p[i] = decode_header(block + kHeaderCopyOffset[i], group, h[i]);
+  HeaderParse p[2] = {decode_header(a, group, h[0]), decode_header(b, group, h[1])};
   if (p[0] == HeaderParse::OK && p[1] == HeaderParse::OK) {
     out = h[0].seq >= h[1].seq ? h[0] : h[1];
     return HeaderParse::OK;

@@ -1,10 +1,12 @@
 // On-disk layout of a slice store. docs/ON-DISK.md is the reference; all integers little-endian.
 //
-// A store is a sequence of 4 MiB slots. Slot 0 is the superblock; every other slot is a 4 KiB
-// header block followed by 4 MiB - 4 KiB of payload. The header block holds two copies of the
-// slot header (at 0 and 2048, in different sectors); each write goes to the copy the previous
-// write did not use, with a higher seq, so a torn header write leaves the older copy intact.
-// The superblock keeps two copies the same way (at 0 and 4096).
+// A store is a sequence of 4 MiB positions, each the payload of one slot, held sparse: a slice
+// takes only the 4 KiB blocks its data needs. Every 1024th position (0, 1024, 2048, ...) is a
+// header table instead, for the 1023 slots after it; position 0 also holds the superblock. A
+// table keeps two copies of each slot header in two separate arrays (so in different sectors);
+// each write goes to the copy the previous write did not use, with a higher seq, so a torn
+// header write leaves the older copy intact. The superblock keeps two copies the same way (at 0
+// and 4096).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -13,15 +15,28 @@
 
 namespace mydfs::storage {
 
-using proto::kSlotSize;                                  // bytes per slot
-constexpr uint64_t kHeaderBlock = proto::kSlotHeaderBlock;  // header block at the start of a slot
-using proto::kPayloadCapacity;                           // 4 MiB - 4 KiB
-constexpr uint64_t kHeaderCopyOffset[2] = {0, 2048};     // where the two header copies live
-constexpr uint64_t kSuperCopyOffset[2] = {0, 4096};      // same for the superblock
+using proto::kSlotSize;                                  // bytes per position
+using proto::kPayloadCapacity;                           // 4 MiB: a slot's payload is its position
+constexpr uint64_t kSuperCopyOffset[2] = {0, 4096};      // the superblock's two copies, position 0
+constexpr uint64_t kBlock = 4096;                        // unit of allocation and of accounting
+
+// Header tables.
+constexpr uint32_t kTableSpan = 1024;                    // a table every kTableSpan positions
+constexpr uint64_t kHeaderStride = 128;                  // bytes per header in a table array
+constexpr uint64_t kTableCopyOffset[2] = {64u << 10, 192u << 10};  // the two arrays of a table
+constexpr uint64_t kTableEnd = kTableCopyOffset[1] + kTableSpan * kHeaderStride;  // 320 KiB
+constexpr bool is_table_position(uint32_t p) { return p % kTableSpan == 0; }
+constexpr uint32_t table_of(uint32_t slot) { return slot - slot % kTableSpan; }
+constexpr uint64_t header_offset(uint32_t slot, int copy) {
+  return kTableCopyOffset[copy] + uint64_t{slot % kTableSpan} * kHeaderStride;
+}
+// Slots (not tables) among positions 1..positions.
+constexpr uint32_t slots_in(uint32_t positions) { return positions - positions / kTableSpan; }
+constexpr uint64_t round_block(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 
 constexpr uint32_t kSlotMagic = 0x4C53444D;   // "MDSL"
 constexpr uint32_t kSuperMagic = 0x4253444D;  // "MDSB"
-constexpr uint16_t kFormatVersion = 1;
+constexpr uint16_t kFormatVersion = 2;    // 1: a 4 KiB header block in front of every payload
 
 // Slot header copy: 96 bytes.
 //   0 u32 magic           kSlotMagic
@@ -52,9 +67,9 @@ enum class HeaderParse { OK, EMPTY, CORRUPT };
 // EMPTY: all zero (never written). CORRUPT: anything else that fails a check.
 HeaderParse decode_header(const unsigned char in[kHeaderCopySize], uint32_t group, DiskHeader& out);
 
-// Picks the valid copy with the higher seq from a 4 KiB header block.
+// Picks the valid one of a slot's two header copies, the higher seq if both are.
 // Returns EMPTY if both are empty, CORRUPT if neither is valid and one is not empty.
-HeaderParse read_header_block(const unsigned char* block, uint32_t group, DiskHeader& out);
+HeaderParse pick_header(const unsigned char* a, const unsigned char* b, uint32_t group, DiskHeader& out);
 
 // Superblock copy: 64 bytes.
 //   0 u32 magic            kSuperMagic
@@ -64,8 +79,8 @@ HeaderParse read_header_block(const unsigned char* block, uint32_t group, DiskHe
 //  16 u32 group_id
 //  20 u32 node_id
 //  24 u32 slot_size        kSlotSize
-//  28 u32 capacity_slots   usable slots (1..capacity)
-//  32 u32 high_water       first never-used slot number ("startIndex")
+//  28 u32 capacity_slots   positions 1..capacity_slots may be used (tables among them)
+//  32 u32 high_water       first never-used position ("startIndex")
 //  36 u32 reserved
 //  40 u64 checkpoint_index every log entry <= this is durable in the slots
 //  48 u64 seq              write sequence (higher valid copy wins)

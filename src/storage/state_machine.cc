@@ -124,6 +124,16 @@ Status StateMachine::precheck(const Command& cmd, size_t data_len) const {
   return make_error(Code::BAD_REQUEST, "unknown command");
 }
 
+Status StateMachine::admit(const Command& cmd, size_t data_len) const {
+  if (cmd.type == CmdType::WRITE_SLOT)  // a hole takes no space
+    return cmd.checksum == xxh64_zeros(cmd.len) ? ok_status() : store_.check_space(round_block(cmd.len));
+  if (cmd.type != CmdType::PATCH) return ok_status();
+  auto m = store_.meta(cmd.loc.slot);
+  uint64_t have = m.ok() ? round_block(m->valid_len) : 0;
+  uint64_t want = round_block(uint64_t{cmd.offset} + data_len);
+  return want > have ? store_.check_space(want - have) : ok_status();
+}
+
 Result<SlotMeta> StateMachine::apply(uint64_t index, const Command& cmd, std::span<const std::byte> data,
                                      bool replay) {
   if (cmd.type == CmdType::TX_DECIDE || cmd.type == CmdType::TX_FINISH || cmd.type == CmdType::TX_FORGET)
@@ -337,7 +347,7 @@ Status StateMachine::install(const SlotMeta& m, std::span<const std::byte> paylo
   std::unique_lock lk(store_.locks().of(m.loc.slot));
   auto before = store_.meta(m.loc.slot);
   SlotMeta old = before.ok() ? *before : SlotMeta{};
-  if (!payload.empty()) MYDFS_TRY(store_.write_payload(m.loc.slot, 0, payload));
+  if (!payload.empty()) MYDFS_TRY(store_.write_slice(m.loc.slot, payload));
   MYDFS_TRY(store_.put_header(m, PayloadCheck::UNVERIFIED));
   track(old, m);
   return ok_status();

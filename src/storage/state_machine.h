@@ -31,6 +31,9 @@ class StateMachine {
 
   // Checks a command against the current state (before it is logged). data_len: bytes beside it.
   Status precheck(const Command& cmd, size_t data_len) const;
+  // NO_SPACE if the disk has no room for what the command adds (a new slice's blocks, a patch's
+  // growth). Only before a command is logged: an applied command never fails for space.
+  Status admit(const Command& cmd, size_t data_len) const;
 
   // A WRITE_SLOT whose effect the slot already shows (the same bytes, state and links): a client
   // that lost the answer and sent it again. Answered with the slot as it is.

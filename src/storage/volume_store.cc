@@ -1,4 +1,6 @@
-// volume backend: one pre-sized file, slot i at byte i * 4 MiB (slot 0 = superblock).
+// volume backend: one sparse file, position i at byte i * 4 MiB (position 0 = superblock and the
+// first header table). The file is as long as the last header table, or the last payload block
+// written, whichever ends later; unwritten ranges are holes and read as zeros.
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -30,8 +32,9 @@ class VolumeStore final : public SliceStore {
       MYDFS_ASSIGN(file_, File::open(opt_.path, O_RDWR));
       return ok_status();
     }
+    (void)capacity;
     MYDFS_ASSIGN(file_, File::open(tmp_path(), O_RDWR | O_CREAT | O_TRUNC));
-    return file_->allocate((uint64_t{capacity} + 1) * kSlotSize);
+    return raw_table(0);
   }
 
   Status raw_commit_create() override {
@@ -41,17 +44,32 @@ class VolumeStore final : public SliceStore {
     return sync_dir(parent.empty() ? "." : parent);
   }
 
-  Status raw_check(uint32_t capacity) const override {
+  // Every header table below the high-water mark was made when its first slot was handed out.
+  Status raw_check(uint32_t high_water) const override {
     MYDFS_ASSIGN(uint64_t size, file_->size());
-    uint64_t want = (uint64_t{capacity} + 1) * kSlotSize;
+    uint64_t want = table_end(table_of(high_water > 1 ? high_water - 1 : 0));
     if (size < want)
-      return make_error(Code::CORRUPT, fmt::format("'{}' is {} bytes but its superblock says {} slots ({} bytes): "
-                                                   "the volume was truncated", opt_.path, size, capacity, want));
+      return make_error(Code::CORRUPT, fmt::format("'{}' is {} bytes but its superblock says {} positions are in use "
+                                                   "({} bytes at least): the volume was truncated",
+                                                   opt_.path, size, high_water, want));
     return ok_status();
   }
 
-  Status raw_grow(uint32_t capacity) override {
-    return file_->allocate((uint64_t{capacity} + 1) * kSlotSize);
+  Status raw_grow(uint32_t) override { return ok_status(); }  // sparse: nothing to make
+
+  Status raw_table(uint32_t table) override {
+    MYDFS_ASSIGN(uint64_t size, file_->size());
+    if (size >= table_end(table)) return ok_status();
+    return file_->truncate(table_end(table));
+  }
+
+  uint64_t raw_data_end(uint32_t slot, uint64_t limit) override {
+    uint64_t base = uint64_t{slot} * kSlotSize;
+    return file_->data_end(base, base + limit) - base;
+  }
+
+  Status raw_punch(uint32_t slot, uint64_t off, uint64_t len) override {
+    return file_->punch(uint64_t{slot} * kSlotSize + off, len);
   }
 
   Status raw_read(uint32_t slot, uint64_t off, std::span<std::byte> out) const override {
@@ -70,6 +88,7 @@ class VolumeStore final : public SliceStore {
 
  private:
   std::string tmp_path() const { return opt_.path + ".creating"; }
+  static uint64_t table_end(uint32_t table) { return uint64_t{table} * kSlotSize + kTableEnd; }
   std::unique_ptr<File> file_;
 };
 

@@ -29,7 +29,9 @@ TEST(StorageConfig, defaults_areValid) {
   EXPECT_EQ(v->listen.port, 7100);
   EXPECT_EQ(v->http.port, 8100);
   EXPECT_EQ(v->backend, Backend::VOLUME);
-  EXPECT_EQ(v->slots, (1u << 30) / kSlotSize);
+  EXPECT_EQ(v->capacity, 0u) << "auto: what the disk has free";
+  EXPECT_EQ(v->reserve, 1u << 30);
+  EXPECT_EQ(v->positions, max_positions(Backend::VOLUME));
   EXPECT_EQ(v->max_frame, 1u << 20);
   EXPECT_EQ(v->hot_cache, 256u << 20);
   EXPECT_FALSE(v->tracker.has_value());
@@ -65,7 +67,8 @@ TEST(StorageConfig, badOptions_oneLineMessage) {
       {[](auto& c) { c.backend = "tape"; }, "unknown backend 'tape' (expected volume or files)"},
       {[](auto& c) { c.capacity = "12 parsecs"; }, "bad size unit in '12 parsecs' (use K, M, G, T)"},
       {[](auto& c) { c.capacity = "lots"; }, "bad size 'lots'"},
-      {[](auto& c) { c.capacity = "1MiB"; }, "capacity '1MiB' must be between 4MiB and 4PiB"},
+      {[](auto& c) { c.capacity = "1MiB"; }, "capacity '1MiB' must be at least 4MiB (or auto)"},
+      {[](auto& c) { c.reserve = "much"; }, "bad size 'much'"},
       {[](auto& c) { c.io_threads = 0; }, "--io-threads must be 1..256"},
       {[](auto& c) { c.io_threads = 257; }, "--io-threads must be 1..256"},
       {[](auto& c) { c.node_id = 0; }, "--node-id and --group-id must be positive"},
@@ -132,7 +135,7 @@ TEST(StorageDaemon, opensOnEphemeralPorts_statusHasTheFields_stopsCleanly) {
     EXPECT_NE(d.http_port(), 0);
     auto j = d.status_json();
     for (const char* key : {"daemon", "node_id", "group_id", "listen", "backend", "role", "term", "leader", "members",
-                            "slots", "applied_index", "commit_index", "metrics", "requests_total", "in_flight",
+                            "slots", "bytes", "applied_index", "commit_index", "metrics", "requests_total", "in_flight",
                             "bytes_in", "bytes_out", "qps", "qps_1m", "bytes_in_per_s", "bytes_out_per_s",
                             "pool_utilization", "process", "slice_reads_total", "hot_cache", "slices",
                             "uptime_seconds"})
@@ -142,7 +145,9 @@ TEST(StorageDaemon, opensOnEphemeralPorts_statusHasTheFields_stopsCleanly) {
     EXPECT_EQ(j["group_id"], 2);
     EXPECT_EQ(j["listen"], fmt::format("127.0.0.1:{}", d.rpc_port()));
     EXPECT_EQ(j["role"], "leader");
-    EXPECT_EQ(j["slots"]["capacity"], 4);
+    EXPECT_EQ(j["slots"]["capacity"], slots_in(max_positions(Backend::VOLUME)));
+    EXPECT_EQ(j["bytes"]["used"], 0);
+    EXPECT_EQ(j["bytes"]["capacity"], 16u << 20) << "the disk has more free than the configured capacity";
     // The directory is locked while the daemon holds it.
     StorageDaemon second(c);
     auto s = second.open();

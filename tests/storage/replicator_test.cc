@@ -287,7 +287,7 @@ TEST(Replicator, crashImage_recoversEveryAcknowledgedChange) {
     ASSERT_TRUE(f.ok());
     std::byte junk[8] = {};
     // slot b's header copies: seq 3 (last write) lives in copy 1.
-    ASSERT_TRUE((*f)->pwrite_all(uint64_t{b.slot} * kSlotSize + kHeaderCopyOffset[1] + 40, junk).ok());
+    ASSERT_TRUE((*f)->pwrite_all(uint64_t{table_of(b.slot)} * kSlotSize + header_offset(b.slot, 1) + 40, junk).ok());
   }
   for (int round = 0; round < 2; ++round) {  // replay twice: must be idempotent
     Node n(img / "node");

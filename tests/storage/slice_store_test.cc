@@ -289,7 +289,7 @@ TYPED_TEST(SliceStoreTest, corruptHeader_detectedAtOpen_neverServedNorReused) {
     m = this->write_live(*s, data);
     ASSERT_TRUE(s->sync().ok());
   }
-  this->flip_byte(m.loc.slot, kHeaderCopyOffset[1] + 30);  // the copy written (seq 1)
+  this->flip_byte(table_of(m.loc.slot), header_offset(m.loc.slot, 1) + 30);  // the copy written (seq 1)
   auto s = this->open(2);
   EXPECT_EQ(s->meta(m.loc.slot).code(), Code::CHECKSUM_MISMATCH);
   EXPECT_EQ(s->resolve(m.loc).code(), Code::CHECKSUM_MISMATCH);
@@ -313,7 +313,7 @@ TYPED_TEST(SliceStoreTest, tornHeaderWrite_keepsPreviousHeader) {
     ASSERT_TRUE(s->put_header(second, PayloadCheck::VERIFIED).ok());  // seq 2 -> copy 0
     ASSERT_TRUE(s->sync().ok());
   }
-  this->flip_byte(first.loc.slot, kHeaderCopyOffset[0] + 40);  // tear the newer copy
+  this->flip_byte(table_of(first.loc.slot), header_offset(first.loc.slot, 0) + 40);  // tear the newer copy
   auto s = this->open();
   auto m = s->meta(first.loc.slot);
   ASSERT_TRUE(m.ok());
@@ -328,7 +328,7 @@ TYPED_TEST(SliceStoreTest, flippedPayloadBit_checksumMismatch_neverServed) {
     m = this->write_live(*s, data);
     ASSERT_TRUE(s->sync().ok());
   }
-  this->flip_byte(m.loc.slot, kHeaderBlock + 54321);
+  this->flip_byte(m.loc.slot, 54321);
   auto s = this->open();
   ASSERT_TRUE(s->meta(m.loc.slot).ok()) << "the header itself is fine";
   EXPECT_EQ(s->verify(m.loc.slot).code(), Code::CHECKSUM_MISMATCH);
@@ -429,7 +429,7 @@ TEST(FilesStoreDescriptors, moreSlotsThanOpenFiles_allReadBack_descriptorsBounde
   StoreOptions o;
   o.backend = Backend::FILES;
   o.path = dir.path() + "/store";
-  o.capacity_slots = kSlots;
+  o.capacity_slots = kSlots + kSlots / kTableSpan;  // header tables take every 1024th position
   o.cluster_id = 5;
   o.group_id = 3;
   o.node_id = 1;
@@ -437,6 +437,7 @@ TEST(FilesStoreDescriptors, moreSlotsThanOpenFiles_allReadBack_descriptorsBounde
   ASSERT_TRUE(opened.ok()) << opened.error().to_string();
   auto& s = **opened;
   auto body = [](uint32_t i) { return fmt::format("slice number {} of the files backend", i); };
+  std::vector<uint32_t> used;
   for (uint32_t i = 0; i < kSlots; ++i) {
     auto loc = s.allocate();
     ASSERT_TRUE(loc.ok()) << loc.error().to_string();
@@ -450,12 +451,14 @@ TEST(FilesStoreDescriptors, moreSlotsThanOpenFiles_allReadBack_descriptorsBounde
     m.payload_checksum = xxh64(std::as_bytes(std::span(b)));
     m.applied_index = i + 1;
     ASSERT_TRUE(s.put_header(m, PayloadCheck::VERIFIED).ok());
+    used.push_back(loc->slot);
   }
+  EXPECT_EQ(s.allocate().code(), Code::NO_SPACE);
   ASSERT_TRUE(s.sync().ok());
   size_t fds = 0;
   for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++fds;
   EXPECT_LT(fds, 3000u) << "slot files stay open";
-  for (uint32_t slot = 1; slot <= kSlots; ++slot) {
+  for (uint32_t slot : used) {
     ASSERT_TRUE(s.verify(slot).ok()) << slot;
     std::string want = body(slot), got(want.size(), '\0');
     ASSERT_TRUE(s.read_payload(slot, 0, std::as_writable_bytes(std::span(got))).ok());

@@ -51,32 +51,40 @@ TEST(SlotHeader, zeros_areEmpty) {
   EXPECT_EQ(decode_header(z, 1, out), HeaderParse::EMPTY);
 }
 
-TEST(SlotHeaderBlock, newerValidCopyWins) {
-  std::vector<unsigned char> block(kHeaderBlock, 0);
-  encode_header(sample(4), block.data() + kHeaderCopyOffset[0]);
-  encode_header(sample(5), block.data() + kHeaderCopyOffset[1]);
+// A slot's two copies live in a table's two arrays; pick_header chooses between them.
+struct Copies {
+  unsigned char a[kHeaderCopySize] = {}, b[kHeaderCopySize] = {};
+};
+
+TEST(SlotHeaderCopies, newerValidCopyWins) {
+  Copies c;
+  encode_header(sample(4), c.a);
+  encode_header(sample(5), c.b);
   DiskHeader out;
-  ASSERT_EQ(read_header_block(block.data(), 7, out), HeaderParse::OK);
+  ASSERT_EQ(pick_header(c.a, c.b, 7, out), HeaderParse::OK);
+  EXPECT_EQ(out.seq, 5u);
+  ASSERT_EQ(pick_header(c.b, c.a, 7, out), HeaderParse::OK);
   EXPECT_EQ(out.seq, 5u);
 }
 
-TEST(SlotHeaderBlock, tornNewerCopy_fallsBackToOlder) {
-  std::vector<unsigned char> block(kHeaderBlock, 0);
-  encode_header(sample(4), block.data() + kHeaderCopyOffset[0]);
-  encode_header(sample(5), block.data() + kHeaderCopyOffset[1]);
+TEST(SlotHeaderCopies, tornNewerCopy_fallsBackToOlder) {
+  Copies c;
+  encode_header(sample(4), c.a);
+  encode_header(sample(5), c.b);
   // A torn write: only the first half of the newer copy reached the disk.
-  std::memset(block.data() + kHeaderCopyOffset[1] + 48, 0, 48);
+  std::memset(c.b + 48, 0, 48);
   DiskHeader out;
-  ASSERT_EQ(read_header_block(block.data(), 7, out), HeaderParse::OK);
+  ASSERT_EQ(pick_header(c.a, c.b, 7, out), HeaderParse::OK);
   EXPECT_EQ(out.seq, 4u);
 }
 
-TEST(SlotHeaderBlock, bothCopiesBad_corrupt) {
-  std::vector<unsigned char> block(kHeaderBlock, 0);
-  encode_header(sample(4), block.data() + kHeaderCopyOffset[0]);
-  block[kHeaderCopyOffset[0] + 20] ^= 1;
+TEST(SlotHeaderCopies, bothCopiesBad_corrupt_bothEmpty_empty) {
+  Copies c;
   DiskHeader out;
-  EXPECT_EQ(read_header_block(block.data(), 7, out), HeaderParse::CORRUPT);
+  EXPECT_EQ(pick_header(c.a, c.b, 7, out), HeaderParse::EMPTY);
+  encode_header(sample(4), c.a);
+  c.a[20] ^= 1;
+  EXPECT_EQ(pick_header(c.a, c.b, 7, out), HeaderParse::CORRUPT);
 }
 
 TEST(Superblock, roundTripAndBitFlips) {
@@ -103,11 +111,29 @@ TEST(Superblock, roundTripAndBitFlips) {
   }
 }
 
-TEST(Geometry, payloadIsAlignedAndSized) {
+TEST(Geometry, tablesHoldEveryHeaderApartFromPayloadsAndSuperblock) {
   EXPECT_EQ(kSlotSize, 4u << 20);
-  EXPECT_EQ(kPayloadCapacity, (4u << 20) - 4096);
-  EXPECT_EQ(kHeaderBlock % 4096, 0u);
-  EXPECT_LE(kHeaderCopyOffset[1] + kHeaderCopySize, kHeaderBlock);
+  EXPECT_EQ(kPayloadCapacity, 4u << 20) << "a slice fills its whole position";
+  EXPECT_GE(kHeaderStride, kHeaderCopySize);
+  // The two arrays of a table do not overlap each other, the superblock copies, or the table's end.
+  EXPECT_GE(kTableCopyOffset[0], kSuperCopyOffset[1] + kSuperCopySize);
+  EXPECT_GE(kTableCopyOffset[1], kTableCopyOffset[0] + kTableSpan * kHeaderStride);
+  EXPECT_LE(kTableCopyOffset[1] + kTableSpan * kHeaderStride, kTableEnd);
+  EXPECT_LE(kTableEnd, kSlotSize);
+  // Copies of one slot are in different 4 KiB pages; slots 1..1023 belong to table 0.
+  for (uint32_t s : {1u, 2u, 1023u, 1025u, 4097u}) {
+    EXPECT_FALSE(is_table_position(s));
+    EXPECT_EQ(table_of(s), s / kTableSpan * kTableSpan);
+    EXPECT_NE(header_offset(s, 0) / 4096, header_offset(s, 1) / 4096);
+  }
+  EXPECT_TRUE(is_table_position(0));
+  EXPECT_TRUE(is_table_position(2048));
+  EXPECT_EQ(slots_in(1023), 1023u);
+  EXPECT_EQ(slots_in(1024), 1023u);
+  EXPECT_EQ(slots_in(2049), 2047u);
+  EXPECT_EQ(round_block(0), 0u);
+  EXPECT_EQ(round_block(1), 4096u);
+  EXPECT_EQ(round_block(4096), 4096u);
 }
 
 }  // namespace
