@@ -126,13 +126,16 @@ std::string cut_lines(const std::string& text, size_t width) {
   return out;
 }
 
-// Slots as GiB: every slot is one 4 MiB slice on disk.
-double slots_gib(uint64_t slots) {
-  return static_cast<double>(slots) * static_cast<double>(proto::kSlotSize) / double(1ull << 30);
+// Free bytes of capacity, and the free slots (every slice needs one, however small).
+std::string space(uint64_t free, uint64_t capacity, uint64_t free_slots) {
+  return fmt::format("{} of {}, {} slots", human_bytes(free), human_bytes(capacity), free_slots);
 }
 
-std::string space(uint64_t free, uint64_t capacity) {
-  return fmt::format("{}/{} slots ({:.2f}/{:.2f} GiB)", free, capacity, slots_gib(free), slots_gib(capacity));
+// The share of used space that holds no file's bytes (4 KiB rounding, headers, deleted slices
+// not yet given back to the disk).
+std::string waste(uint64_t used, uint64_t live) {
+  if (used == 0) return "-";
+  return fmt::format("{:.0f}%", 100.0 * static_cast<double>(used > live ? used - live : 0) / static_cast<double>(used));
 }
 
 }  // namespace
@@ -165,13 +168,14 @@ std::string render_status(const json& status, size_t max_events) {
   // One width for every address column (member rows and group leaders) so blocks line up.
   size_t addr_w = 7;  // "ADDRESS"
   size_t id_w = 1;
-  uint64_t total_free = 0, total_cap = 0;
+  uint64_t total_free = 0, total_cap = 0, total_slots = 0;
   size_t usable = 0, members = 0, up = 0;
   for (const json& g : groups) {
     addr_w = std::max(addr_w, or_dash(get_str(g, "leader")).size());
     id_w = std::max(id_w, fmt::format("{}", get_u64(g, "id")).size());
-    total_free += get_u64(g, "free_slots");
-    total_cap += get_u64(g, "capacity_slots");
+    total_free += get_u64(g, "free_bytes");
+    total_cap += get_u64(g, "capacity_bytes");
+    total_slots += get_u64(g, "free_slots");
     usable += get_bool(g, "usable");
     for (const json& m : get_array(g, "members")) {
       addr_w = std::max(addr_w, get_str(m, "address").size());
@@ -181,15 +185,16 @@ std::string render_status(const json& status, size_t max_events) {
   }
 
   out += fmt::format("cluster: {} group(s), {} usable; {} member(s), {} up; free {}\n", groups.size(),
-                     usable, members, up, space(total_free, total_cap));
+                     usable, members, up, space(total_free, total_cap, total_slots));
   if (groups.empty()) out += "no storage groups yet (add one: mydfs admin add-group ID ADDRESS...)\n";
 
   for (const json& g : groups) {
     out += fmt::format("\ngroup {:<{}}  {:<10}  leader {:<{}}  free {}  promised {}\n", get_u64(g, "id"), id_w,
                        get_bool(g, "usable") ? "usable" : "NOT USABLE", or_dash(get_str(g, "leader")), addr_w,
-                       space(get_u64(g, "free_slots"), get_u64(g, "capacity_slots")), get_u64(g, "promised"));
-    out += fmt::format("  {:<{}}  {:>4}  {:<9}  {:<5}  {:>9}  {:>6}  {:>9}  {:>7}\n", "ADDRESS", addr_w, "NODE",
-                       "ROLE", "STATE", "HEARTBEAT", "FREE", "IN-FLIGHT", "QPS");
+                       space(get_u64(g, "free_bytes"), get_u64(g, "capacity_bytes"), get_u64(g, "free_slots")),
+                       get_u64(g, "promised"));
+    out += fmt::format("  {:<{}}  {:>4}  {:<9}  {:<5}  {:>9}  {:>10}  {:>10}  {:>5}  {:>9}  {:>7}\n", "ADDRESS", addr_w,
+                       "NODE", "ROLE", "STATE", "HEARTBEAT", "USED", "FREE", "WASTE", "IN-FLIGHT", "QPS");
     for (const json& m : get_array(g, "members")) {
       // A member never heard from has no node id, role or load yet: show dashes, not zeros.
       bool heard = get_bool(m, "heard", true);
@@ -197,12 +202,14 @@ std::string render_status(const json& status, size_t max_events) {
       std::string node_s = heard && node ? fmt::format("{}", node) : "-";
       std::string role = heard ? or_dash(get_str(m, "role")) : "-";
       std::string hb = heard ? human_age(get_f64(m, "seconds_since_heartbeat", -1)) : "never";
-      std::string free = heard ? fmt::format("{}", get_u64(m, "free_slots")) : "-";
+      std::string used = heard ? human_bytes(get_u64(m, "used_bytes")) : "-";
+      std::string free = heard ? human_bytes(get_u64(m, "free_bytes")) : "-";
+      std::string lost = heard ? waste(get_u64(m, "used_bytes"), get_u64(m, "live_bytes")) : "-";
       std::string in_flight = heard ? fmt::format("{}", get_u64(m, "in_flight")) : "-";
       std::string qps = heard ? fmt::format("{:.1f}", get_f64(m, "qps")) : "-";
-      out += fmt::format("  {:<{}}  {:>4}  {:<9}  {:<5}  {:>9}  {:>6}  {:>9}  {:>7}\n",
+      out += fmt::format("  {:<{}}  {:>4}  {:<9}  {:<5}  {:>9}  {:>10}  {:>10}  {:>5}  {:>9}  {:>7}\n",
                          or_dash(get_str(m, "address")), addr_w, node_s, role,
-                         get_bool(m, "up") ? "up" : "DOWN", hb, free, in_flight, qps);
+                         get_bool(m, "up") ? "up" : "DOWN", hb, used, free, lost, in_flight, qps);
     }
   }
 
@@ -256,7 +263,7 @@ std::string render_top(const json& status, const TopView& view) {
     out += "no storage groups yet (add one: mydfs admin add-group ID ADDRESS...)\n";
   } else {
     std::vector<std::vector<std::string>> rows{{"GROUP", "NODE", "ADDRESS", "ROLE", "STATE", "QPS", "QPS 1m",
-                                                "IN FLIGHT", "IN MB/s", "OUT MB/s", "POOL %", "FREE GiB", "FREE %"}};
+                                                "IN FLIGHT", "IN MB/s", "OUT MB/s", "POOL %", "USED", "FREE", "FREE %", "WASTE"}};
     for (const json& g : groups) {
       std::string gid = fmt::format("{}", get_u64(g, "id"));
       for (const json& m : get_array(g, "members")) {
@@ -267,19 +274,22 @@ std::string render_top(const json& status, const TopView& view) {
         auto rate = [&](const char* key, double scale, int decimals) {
           return live ? figure(get_f64(m, key, kUnknown) * scale, decimals) : std::string("-");
         };
-        uint64_t free_slots = get_u64(m, "free_slots"), cap = get_u64(m, "capacity_slots");
-        bool known = heard && has_number(m, "free_slots");
+        uint64_t free = get_u64(m, "free_bytes"), used = get_u64(m, "used_bytes");
+        bool known = heard && has_number(m, "free_bytes");
         rows.push_back({gid, heard && node ? fmt::format("{}", node) : "-", or_dash(printable(get_str(m, "address"))),
                         heard ? or_dash(printable(get_str(m, "role"))) : "-", get_bool(m, "up") ? "up" : "DOWN",
                         rate("qps", 1, 1), rate("qps_1m", 1, 1),
                         live && has_number(m, "in_flight") ? fmt::format("{}", get_u64(m, "in_flight")) : "-",
                         rate("bytes_in_per_s", 1e-6, 1), rate("bytes_out_per_s", 1e-6, 1),
-                        rate("pool_utilization", 100, 0), known ? fmt::format("{:.2f}", slots_gib(free_slots)) : "-",
-                        known && cap ? figure(100.0 * static_cast<double>(free_slots) / static_cast<double>(cap), 0)
-                                     : std::string("-")});
+                        rate("pool_utilization", 100, 0), known ? human_bytes(used) : "-",
+                        known ? human_bytes(free) : "-",
+                        known && free + used ? figure(100.0 * static_cast<double>(free) / static_cast<double>(free + used), 0)
+                                             : std::string("-"),
+                        known ? waste(used, get_u64(m, "live_bytes")) : "-"});
       }
     }
-    out += format_table(rows, {true, true, false, false, false, true, true, true, true, true, true, true, true}, "");
+    out += format_table(rows, {true, true, false, false, false, true, true, true, true, true, true, true, true, true, true},
+                        "");
   }
 
   // The hottest slices (the tracker sends them hottest first; sorted again to be sure).

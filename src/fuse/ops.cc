@@ -223,14 +223,16 @@ Result<std::vector<DirEntry>> do_readdir(FsState& fs, uint64_t ino, size_t size,
 Result<struct statvfs> do_statfs(FsState& fs) {
   MYDFS_ASSIGN(NsReply r, ns_read(fs, NsReadOp::STATFS, kRootIno));
   struct statvfs sv {};
-  sv.f_bsize = 4 << 20;  // a slot
-  sv.f_frsize = 4 << 20;
-  sv.f_blocks = r.total_slots;
-  sv.f_bfree = r.free_slots;
-  sv.f_bavail = r.free_slots;
-  sv.f_files = r.inodes + (1u << 30);
-  sv.f_ffree = 1u << 30;
-  sv.f_favail = 1u << 30;
+  // Bytes, in 4 KiB blocks: what the groups can take (each group as its fullest member). Inodes:
+  // those in use, and as many more as the groups have free slots (a file with data needs one).
+  sv.f_bsize = 4096;
+  sv.f_frsize = 4096;
+  sv.f_blocks = r.total_bytes / 4096;
+  sv.f_bfree = r.free_bytes / 4096;
+  sv.f_bavail = r.free_bytes / 4096;
+  sv.f_files = r.inodes + r.free_slots;
+  sv.f_ffree = r.free_slots;
+  sv.f_favail = r.free_slots;
   sv.f_namemax = kMaxName;
   return sv;
 }

@@ -23,7 +23,7 @@ void NsReply::encode(Writer& w) const {
   w.str(data);
   w.u32(static_cast<uint32_t>(names.size()));
   for (const auto& n : names) w.str(n);
-  w.u64(total_slots); w.u64(free_slots); w.u64(inodes); w.u64(files);
+  w.u64(total_slots); w.u64(free_slots); w.u64(inodes); w.u64(files); w.u64(total_bytes); w.u64(free_bytes);
 }
 
 void NsReply::decode(Reader& r) {
@@ -48,7 +48,8 @@ void NsReply::decode(Reader& r) {
   uint32_t nn = r.count(4, 1024);
   names.resize(nn);
   for (auto& n : names) n = r.str(kMaxXattrName);
-  total_slots = r.u64(); free_slots = r.u64(); inodes = r.u64(); files = r.u64();
+  total_slots = r.u64(); free_slots = r.u64(); inodes = r.u64(); files = r.u64(); total_bytes = r.u64();
+  free_bytes = r.u64();
 }
 
 void AllocateResp::encode(Writer& w) const {
@@ -67,6 +68,7 @@ void AllocateResp::decode(Reader& r) {
 void HeartbeatReq::encode(Writer& w) const {
   w.u32(node_id); w.u32(group_id); w.str(address); w.str(http); w.str(role); w.u64(term);
   w.u32(free_slots); w.u32(high_water); w.u32(capacity_slots); w.u32(in_flight);
+  w.u64(free_bytes); w.u64(used_bytes); w.u64(live_bytes);
   w.f64(qps);
   if (has_load) load.encode(w);
 }
@@ -74,6 +76,7 @@ void HeartbeatReq::encode(Writer& w) const {
 void HeartbeatReq::decode(Reader& r) {
   node_id = r.u32(); group_id = r.u32(); address = r.str(256); http = r.str(256); role = r.str(32);
   term = r.u64(); free_slots = r.u32(); high_water = r.u32(); capacity_slots = r.u32(); in_flight = r.u32();
+  free_bytes = r.u64(); used_bytes = r.u64(); live_bytes = r.u64();
   qps = r.f64();
   has_load = r.remaining() > 0;  // a node from before load reports sends none
   if (has_load) load.decode(r);

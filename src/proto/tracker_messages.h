@@ -26,6 +26,7 @@ struct NsReply {
   std::string data;                // READLINK target, GETXATTR value
   std::vector<std::string> names;  // LISTXATTR
   uint64_t total_slots = 0, free_slots = 0, inodes = 0, files = 0;  // STATFS
+  uint64_t total_bytes = 0, free_bytes = 0;                         // STATFS
 
   void encode(Writer& w) const;
   void decode(Reader& r);
@@ -74,8 +75,9 @@ struct AllocateReq {
   using Response = AllocateResp;
   uint64_t ino = 0;
   uint32_t n_slices = 0;
-  void encode(Writer& w) const { w.u64(ino); w.u32(n_slices); }
-  void decode(Reader& r) { ino = r.u64(); n_slices = r.u32(); }
+  uint64_t bytes = 0;  // what the slices will hold in all (0: unknown, as if full)
+  void encode(Writer& w) const { w.u64(ino); w.u32(n_slices); w.u64(bytes); }
+  void decode(Reader& r) { ino = r.u64(); n_slices = r.u32(); bytes = r.u64(); }
 };
 
 struct HeartbeatResp {
@@ -113,6 +115,7 @@ struct HeartbeatReq {
   std::string address, http, role;
   uint64_t term = 0;
   uint32_t free_slots = 0, high_water = 0, capacity_slots = 0, in_flight = 0;
+  uint64_t free_bytes = 0, used_bytes = 0, live_bytes = 0;
   double qps = 0;
   bool has_load = true;  // false: the message ends after qps (a node that reports no load)
   NodeLoad load;

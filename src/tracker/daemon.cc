@@ -1,6 +1,7 @@
 #include "tracker/daemon.h"
 
 #include <csignal>
+#include <cstring>
 #include <future>
 
 #include <spdlog/spdlog.h>
@@ -73,6 +74,7 @@ Status TrackerDaemon::open() {
   MYDFS_TRY(lock_data_dir(config_.data));
   register_process_metrics(metrics_);
   MYDFS_TRY(open_state());
+  MYDFS_TRY(stamp_new_root());
   MYDFS_TRY(add_groups());
   register_gauges();
   MYDFS_TRY(open_servers());
@@ -95,6 +97,19 @@ Status TrackerDaemon::open_state() {
   so.groups.promise_ttl = std::chrono::milliseconds(3 * c.heartbeat_ms);
   so.groups.default_run = c.default_run;
   MYDFS_ASSIGN(state_, TrackerState::open(so, &metrics_));
+  return ok_status();
+}
+
+// A new namespace's root gets the time it was made (a logged change, like any other), not 1970.
+Status TrackerDaemon::stamp_new_root() {
+  auto& st = *state_;
+  if (st.applied_index() != 0) return ok_status();
+  NsOp op = NsOp::setattr(kRootIno);
+  op.flags = SET_ATIME_NOW | SET_MTIME_NOW;
+  std::promise<int> p;
+  st.submit(std::move(op), [&p](int err, OpResult) { p.set_value(err); });
+  int err = p.get_future().get();
+  if (err) return make_error(Code::IO_ERROR, fmt::format("cannot record the new namespace: {}", std::strerror(err)));
   return ok_status();
 }
 

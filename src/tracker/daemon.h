@@ -80,6 +80,7 @@ class TrackerDaemon {
 
  private:
   Status open_state();
+  Status stamp_new_root();
   Status add_groups();
   void register_gauges();
   Status open_servers();

@@ -229,12 +229,15 @@ std::optional<std::string> GroupRegistry::leader_address(uint32_t group) const {
 
 // ---------------------------------------------------------------- placement
 
-// A promise counts while it is younger than promise_ttl; after that the leader's free_slots is
+// A promise counts while it is younger than promise_ttl; after that the members' reports are
 // assumed to include the allocation.
-std::map<uint32_t, uint64_t> GroupRegistry::promised(TimePoint now) const {
-  std::map<uint32_t, uint64_t> out;
+std::map<uint32_t, GroupRegistry::Promised> GroupRegistry::promised(TimePoint now) const {
+  std::map<uint32_t, Promised> out;
   for (const auto& p : promises_)
-    if (now - p.at < cfg_.promise_ttl) out[p.group] += p.count;
+    if (now - p.at < cfg_.promise_ttl) {
+      out[p.group].slices += p.count;
+      out[p.group].bytes += p.bytes;
+    }
   return out;
 }
 
@@ -242,7 +245,18 @@ void GroupRegistry::prune_promises(TimePoint now) {
   std::erase_if(promises_, [&](const Promise& p) { return now - p.at >= cfg_.promise_ttl; });
 }
 
-Result<std::vector<Run>> GroupRegistry::allocate(uint64_t file_id, uint32_t n_slices, uint32_t k,
+// Every member keeps a copy of every slice: the group has the room of its fullest up member.
+GroupRegistry::Room GroupRegistry::room_of(const Group& g) const {
+  const Member* l = leader_of(g);
+  if (!l) return {};
+  Room r{l->last.free_bytes, l->last.free_bytes + l->last.used_bytes, l->last_seen};
+  for (const auto& m : g.members)
+    if (m.up && m.heard && m.last.free_bytes < r.free_bytes)
+      r = Room{m.last.free_bytes, m.last.free_bytes + m.last.used_bytes, m.last_seen};
+  return r;
+}
+
+Result<std::vector<Run>> GroupRegistry::allocate(uint64_t file_id, uint32_t n_slices, uint64_t bytes, uint32_t k,
                                                  TimePoint now) {
   if (n_slices > kMaxSlicesPerAllocate)
     return make_error(Code::BAD_REQUEST, fmt::format("file {}: {} slices in one allocation; at most {}",
@@ -252,21 +266,34 @@ Result<std::vector<Run>> GroupRegistry::allocate(uint64_t file_id, uint32_t n_sl
   if (k == 0) k = cfg_.default_run;
   k = std::max<uint32_t>(k, 1);
   prune_promises(now);
+  // What one slice is expected to take on disk: whole 4 KiB blocks, at most a full slot.
+  constexpr uint64_t kBlock = 4096, kSlot = 4u << 20;
+  if (bytes == 0 || bytes > uint64_t{n_slices} * kSlot) bytes = uint64_t{n_slices} * kSlot;
+  uint64_t per = std::max<uint64_t>(kBlock, (bytes / n_slices + kBlock - 1) / kBlock * kBlock);
 
-  // Candidates in ascending id order (the round-robin order), with their effective free slots.
+  // Candidates in ascending id order (the round-robin order), with the slices they have room for.
   struct Cand {
     uint32_t id;
-    uint64_t free;
+    uint64_t free;  // slices
     std::string leader;
   };
   std::vector<Cand> cands;
   uint64_t total = 0;
-  auto prom = promised(now);
   for (const auto& [id, g] : groups_) {
     const Member* l = leader_of(g);
     if (!l) continue;
-    uint64_t p = prom.count(id) ? prom[id] : 0;
-    uint64_t eff = l->last.free_slots > p ? l->last.free_slots - p : 0;
+    // A promise counts until a report that came after it (which includes what was written for
+    // it, as slices are written right after they are placed), or until promise_ttl passes.
+    Room rm = room_of(g);
+    uint64_t p_slices = 0, p_bytes = 0;
+    for (const auto& p : promises_) {
+      if (p.group != id || now - p.at >= cfg_.promise_ttl) continue;
+      if (p.at >= l->last_seen) p_slices += p.count;
+      if (p.at >= rm.reported) p_bytes += p.bytes;
+    }
+    uint64_t slots = l->last.free_slots > p_slices ? l->last.free_slots - p_slices : 0;
+    uint64_t room = rm.free_bytes > p_bytes ? rm.free_bytes - p_bytes : 0;
+    uint64_t eff = std::min(slots, room / per);
     cands.push_back(Cand{id, eff, l->address});
     total += eff;
   }
@@ -281,9 +308,9 @@ Result<std::vector<Run>> GroupRegistry::allocate(uint64_t file_id, uint32_t n_sl
   // first keeps a failed allocation free of side effects.
   if (total < n_slices)
     return make_error(Code::NO_SPACE,
-                      fmt::format("no space: file {} needs {} slices, {} free in {} usable of {} "
-                                  "groups (free = leader's report minus recent promises)",
-                                  file_id, n_slices, total, cands.size(), groups_.size()));
+                      fmt::format("no space: file {} needs {} slices ({} bytes), room for {} in {} usable of {} "
+                                  "groups (room = members' free space and slots less recent promises)",
+                                  file_id, n_slices, bytes, total, cands.size(), groups_.size()));
 
   std::map<uint32_t, uint64_t> taken;
   uint32_t left = n_slices;
@@ -304,7 +331,7 @@ Result<std::vector<Run>> GroupRegistry::allocate(uint64_t file_id, uint32_t n_sl
     taken[pick->id] += count;
     runs.push_back(Run{pick->id, count, pick->leader});
   }
-  for (const auto& [id, n] : taken) promises_.push_back(Promise{now, id, n});
+  for (const auto& [id, n] : taken) promises_.push_back(Promise{now, id, n, n * per});
   return runs;
 }
 
@@ -330,10 +357,17 @@ std::vector<GroupStatus> GroupRegistry::status(TimePoint now) const {
       s.leader = l->address;
       s.free_slots = l->last.free_slots;
       s.capacity_slots = l->last.capacity_slots;
+      Room r = room_of(g);
+      s.free_bytes = r.free_bytes;
+      s.capacity_bytes = r.capacity_bytes;
+      s.used_bytes = l->last.used_bytes;
       s.usable = true;
     }
     auto p = prom.find(id);
-    s.promised = p == prom.end() ? 0 : p->second;
+    if (p != prom.end()) {
+      s.promised = p->second.slices;
+      s.promised_bytes = p->second.bytes;
+    }
     out.push_back(std::move(s));
   }
   return out;
@@ -345,6 +379,18 @@ uint64_t GroupRegistry::total_free_slots() const {
   uint64_t n = 0;
   for (const auto& [id, g] : groups_)
     if (const Member* l = leader_of(g)) n += l->last.free_slots;
+  return n;
+}
+
+uint64_t GroupRegistry::total_free_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [id, g] : groups_) n += room_of(g).free_bytes;
+  return n;
+}
+
+uint64_t GroupRegistry::total_capacity_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [id, g] : groups_) n += room_of(g).capacity_bytes;
   return n;
 }
 

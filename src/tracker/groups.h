@@ -46,6 +46,9 @@ struct Heartbeat {
   uint32_t free_slots = 0;   // slots the node can still allocate (free table + beyond high water)
   uint32_t high_water = 0;   // the store's write pointer
   uint32_t capacity_slots = 0;
+  uint64_t free_bytes = 0;   // what new data may still take on the node's disk
+  uint64_t used_bytes = 0;   // what the node's slices take on its disk
+  uint64_t live_bytes = 0;   // the valid bytes of its slices (used - live: rounding, not yet freed)
   uint32_t in_flight = 0;    // requests being served right now
   double qps = 0;            // requests per second, recent average
   proto::NodeLoad load;      // throughput, indexes, process figures, hot slices (not persisted)
@@ -79,7 +82,13 @@ struct GroupStatus {
   std::string leader;                 // leader's address, "" if none
   uint64_t free_slots = 0;            // leader's report (0 without a leader)
   uint64_t capacity_slots = 0;        // leader's report (0 without a leader)
+  // Bytes: the least any up member can still take (every member holds every slice), and that
+  // member's used + free. 0 without a leader.
+  uint64_t free_bytes = 0;
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;            // the leader's report
   uint64_t promised = 0;              // slots promised within the last promise_ttl
+  uint64_t promised_bytes = 0;        // bytes promised within the last promise_ttl
   bool usable = false;                // has an up leader: placement may use it
 };
 
@@ -125,12 +134,15 @@ class GroupRegistry {
 
   // --- placement ---
 
-  // Splits n_slices into runs of at most k (0 → default_run) consecutive slices, each on the usable
-  // group with the most effective free slots (leader's free_slots minus young promises); ties go
-  // round robin. A run shrinks only when no group can hold it whole. Records a promise per run.
-  // NO_SPACE (nothing promised) if the slices do not fit; UNAVAILABLE if no group has a leader
-  // (start-up, elections: the caller retries); BAD_REQUEST if n_slices > 2^20.
-  Result<std::vector<Run>> allocate(uint64_t file_id, uint32_t n_slices, uint32_t k, TimePoint now);
+  // Splits n_slices (holding `bytes` in all; 0: as if every slice were full) into runs of at most
+  // k (0 → default_run) consecutive slices, each on the usable group with room for the most
+  // slices: its free bytes (the least of its up members') and free slots (the leader's), each
+  // less the promises made since that member's last report (and younger than promise_ttl).
+  // Ties go round robin. A run shrinks only when no group can hold it
+  // whole. Records a promise per run. NO_SPACE (nothing promised) if the slices do not fit;
+  // UNAVAILABLE if no group has a leader (start-up, elections: the caller retries); BAD_REQUEST
+  // if n_slices > 2^20.
+  Result<std::vector<Run>> allocate(uint64_t file_id, uint32_t n_slices, uint64_t bytes, uint32_t k, TimePoint now);
 
   // --- reporting ---
 
@@ -139,6 +151,8 @@ class GroupRegistry {
   void note(TimePoint at, std::string text) { add_event(at, std::move(text)); }  // e.g. checkpoints
   uint64_t total_free_slots() const;      // sum of usable groups' leaders' reports (for statfs)
   uint64_t total_capacity_slots() const;  // likewise
+  uint64_t total_free_bytes() const;      // sum of usable groups' free bytes (GroupStatus)
+  uint64_t total_capacity_bytes() const;  // likewise
 
  private:
   struct Member {
@@ -158,14 +172,23 @@ class GroupRegistry {
     TimePoint at;
     uint32_t group;
     uint64_t count;  // slices promised to `group` by one allocate() call
+    uint64_t bytes;  // and the bytes they are to hold
   };
+  struct Room {
+    uint64_t free_bytes = 0, capacity_bytes = 0;
+    TimePoint reported{};  // when that member's report arrived
+  };
+  Room room_of(const Group& g) const;  // bytes: the tightest up member
 
   Status validate_group(uint32_t id, const std::vector<std::string>& addresses, bool check_size) const;
   void insert_group(uint32_t id, std::vector<std::string> addresses);
   const Member* leader_of(const Group& g) const;
   void announce_leader(uint32_t id, Group& g, TimePoint now);
   void add_event(TimePoint at, std::string text);
-  std::map<uint32_t, uint64_t> promised(TimePoint now) const;  // group → young promised slots
+  struct Promised {
+    uint64_t slices = 0, bytes = 0;
+  };
+  std::map<uint32_t, Promised> promised(TimePoint now) const;  // group → young promises
   void prune_promises(TimePoint now);
 
   GroupsConfig cfg_;

@@ -26,6 +26,8 @@ NsReply TrackerService::read(const NsReadReq& req) const {
       case NsReadOp::STATFS:
         r.total_slots = groups.total_capacity_slots();
         r.free_slots = groups.total_free_slots();
+        r.total_bytes = groups.total_capacity_bytes();
+        r.free_bytes = groups.total_free_bytes();
         r.inodes = ns.inode_count();
         r.files = ns.file_count();
         break;
@@ -75,7 +77,7 @@ asio::awaitable<Result<AllocateResp>> TrackerService::allocate(const AllocateReq
   // Placement takes the state lock, which a group commit holds through its fsync: not on the
   // network thread.
   auto runs = co_await run_on(pool_, [&] {
-    return state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, file.run, SteadyClock::now()); });
+    return state_.with_groups([&](GroupRegistry& g) { return g.allocate(req.ino, req.n_slices, req.bytes, file.run, SteadyClock::now()); });
   });
   if (!runs.ok()) {
     resp.err = to_errno(runs.error());
@@ -97,6 +99,9 @@ Heartbeat to_heartbeat(HeartbeatReq req) {
   hb.free_slots = req.free_slots;
   hb.high_water = req.high_water;
   hb.capacity_slots = req.capacity_slots;
+  hb.free_bytes = req.free_bytes;
+  hb.used_bytes = req.used_bytes;
+  hb.live_bytes = req.live_bytes;
   hb.in_flight = req.in_flight;
   hb.qps = req.qps;
   hb.load = std::move(req.load);
@@ -158,13 +163,17 @@ nlohmann::json TrackerService::status_json() const {
     j["groups"] = json::array();
     for (const auto& g : groups.status(now)) {
       json jg = {{"id", g.id}, {"usable", g.usable}, {"leader", g.leader}, {"free_slots", g.free_slots},
-                 {"capacity_slots", g.capacity_slots}, {"promised", g.promised}, {"members", json::array()}};
+                 {"capacity_slots", g.capacity_slots}, {"free_bytes", g.free_bytes}, {"used_bytes", g.used_bytes},
+                 {"capacity_bytes", g.capacity_bytes}, {"promised", g.promised}, {"promised_bytes", g.promised_bytes},
+                 {"members", json::array()}};
       for (const auto& m : g.members) {
         (m.up ? up : down) += 1;
         const proto::NodeLoad& l = m.load;
         jg["members"].push_back({{"address", m.address}, {"node_id", m.node_id}, {"role", m.role}, {"term", m.term},
                                  {"up", m.up}, {"heard", m.heard}, {"seconds_since_heartbeat", m.seconds_since_heartbeat},
                                  {"free_slots", m.free_slots}, {"capacity_slots", m.capacity_slots},
+                                 {"free_bytes", m.free_bytes}, {"used_bytes", m.used_bytes},
+                                 {"live_bytes", m.live_bytes},
                                  {"high_water", m.high_water}, {"in_flight", m.in_flight}, {"qps", m.qps},
                                  {"qps_1m", l.qps_1m}, {"bytes_in_per_s", l.bytes_in_per_s},
                                  {"bytes_out_per_s", l.bytes_out_per_s}, {"commit_index", l.commit_index},

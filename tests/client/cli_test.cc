@@ -100,15 +100,15 @@ std::string addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 // The status document of the tracker's CLUSTER_STATUS, as the tracker shapes it.
 const char* kStatusJson = R"json({
   "groups": [
-    {"id": 1, "usable": true, "leader": "127.0.0.1:7100", "free_slots": 250, "capacity_slots": 256, "promised": 3,
+    {"id": 1, "usable": true, "leader": "127.0.0.1:7100", "free_slots": 250, "capacity_slots": 256, "free_bytes": 1048576000, "capacity_bytes": 1073741824, "promised": 3,
      "members": [
        {"address": "127.0.0.1:7100", "node_id": 1, "role": "leader", "term": 2, "up": true, "heard": true,
-        "seconds_since_heartbeat": 0.4, "free_slots": 250, "capacity_slots": 256, "high_water": 7,
+        "seconds_since_heartbeat": 0.4, "free_slots": 250, "free_bytes": 1048576000, "used_bytes": 25165824, "live_bytes": 18874368, "capacity_slots": 256, "high_water": 7,
         "in_flight": 2, "qps": 12.5, "http": "127.0.0.1:8100"},
        {"address": "127.0.0.1:7101", "node_id": 2, "role": "follower", "term": 2, "up": false, "heard": true,
-        "seconds_since_heartbeat": 3.1, "free_slots": 250, "capacity_slots": 256, "high_water": 7,
+        "seconds_since_heartbeat": 3.1, "free_slots": 250, "free_bytes": 1048576000, "used_bytes": 25165824, "live_bytes": 18874368, "capacity_slots": 256, "high_water": 7,
         "in_flight": 0, "qps": 0.0, "http": "127.0.0.1:8101"}]},
-    {"id": 12, "usable": false, "leader": "", "free_slots": 0, "capacity_slots": 0, "promised": 0,
+    {"id": 12, "usable": false, "leader": "", "free_slots": 0, "capacity_slots": 0, "free_bytes": 0, "capacity_bytes": 0, "promised": 0,
      "members": [
        {"address": "10.0.0.7:7102", "node_id": 0, "role": "", "term": 0, "up": false, "heard": false,
         "seconds_since_heartbeat": 0, "free_slots": 0, "capacity_slots": 0, "high_water": 0,
@@ -121,16 +121,16 @@ const char* kStatusJson = R"json({
 
 // The text `mydfs admin status` prints for kStatusJson.
 const char* kStatusText =
-    "cluster: 2 group(s), 1 usable; 3 member(s), 1 up; free 250/256 slots (0.98/1.00 GiB)\n"
+    "cluster: 2 group(s), 1 usable; 3 member(s), 1 up; free 1000.0 MiB of 1.0 GiB, 250 slots\n"
     "\n"
-    "group 1   usable      leader 127.0.0.1:7100  free 250/256 slots (0.98/1.00 GiB)  promised 3\n"
-    "  ADDRESS         NODE  ROLE       STATE  HEARTBEAT    FREE  IN-FLIGHT      QPS\n"
-    "  127.0.0.1:7100     1  leader     up          0.4s     250          2     12.5\n"
-    "  127.0.0.1:7101     2  follower   DOWN        3.1s     250          0      0.0\n"
+    "group 1   usable      leader 127.0.0.1:7100  free 1000.0 MiB of 1.0 GiB, 250 slots  promised 3\n"
+    "  ADDRESS         NODE  ROLE       STATE  HEARTBEAT        USED        FREE  WASTE  IN-FLIGHT      QPS\n"
+    "  127.0.0.1:7100     1  leader     up          0.4s    24.0 MiB  1000.0 MiB    25%          2     12.5\n"
+    "  127.0.0.1:7101     2  follower   DOWN        3.1s    24.0 MiB  1000.0 MiB    25%          0      0.0\n"
     "\n"
-    "group 12  NOT USABLE  leader -               free 0/0 slots (0.00/0.00 GiB)  promised 0\n"
-    "  ADDRESS         NODE  ROLE       STATE  HEARTBEAT    FREE  IN-FLIGHT      QPS\n"
-    "  10.0.0.7:7102      -  -          DOWN       never       -          -        -\n"
+    "group 12  NOT USABLE  leader -               free 0 B of 0 B, 0 slots  promised 0\n"
+    "  ADDRESS         NODE  ROLE       STATE  HEARTBEAT        USED        FREE  WASTE  IN-FLIGHT      QPS\n"
+    "  10.0.0.7:7102      -  -          DOWN       never           -           -      -          -        -\n"
     "\n"
     "namespace: 12 inode(s), 9 file(s)\n"
     "edit log:  1.2 KiB, applied index 55, image index 40\n"
@@ -397,27 +397,27 @@ const char* kTopStatusJson = R"json({
   "tracker": {"qps": 4.5, "qps_1m": 2.0, "in_flight": 1},
   "inodes": 12, "files": 9, "members_up": 5, "members_down": 1,
   "groups": [
-    {"id": 1, "usable": true, "leader": "127.0.0.1:7100", "free_slots": 250, "capacity_slots": 256, "promised": 0,
+    {"id": 1, "usable": true, "leader": "127.0.0.1:7100", "free_slots": 250, "capacity_slots": 256, "free_bytes": 1048576000, "capacity_bytes": 1073741824, "promised": 0,
      "members": [
        {"address": "127.0.0.1:7100", "node_id": 1, "role": "leader", "up": true, "heard": true,
-        "free_slots": 250, "capacity_slots": 256, "in_flight": 2, "qps": 12.5, "qps_1m": 3.1,
+        "free_slots": 250, "free_bytes": 1048576000, "used_bytes": 25165824, "live_bytes": 18874368, "capacity_slots": 256, "in_flight": 2, "qps": 12.5, "qps_1m": 3.1,
         "bytes_in_per_s": 2500000.0, "bytes_out_per_s": 500000.0, "pool_utilization": 0.25},
        {"address": "127.0.0.1:7101", "node_id": 2, "role": "follower", "up": true, "heard": true,
-        "free_slots": 128, "capacity_slots": 256, "in_flight": 0, "qps": 7.0, "qps_1m": 6.5,
+        "free_slots": 128, "free_bytes": 536870912, "used_bytes": 536870912, "live_bytes": 402653184, "capacity_slots": 256, "in_flight": 0, "qps": 7.0, "qps_1m": 6.5,
         "bytes_in_per_s": 2500000.0, "bytes_out_per_s": 0.0, "pool_utilization": 0.5},
        {"address": "127.0.0.1:7102", "node_id": 3, "role": "follower", "up": false, "heard": true,
-        "free_slots": 250, "capacity_slots": 256, "in_flight": 4, "qps": 9.9, "qps_1m": 8.8,
+        "free_slots": 250, "free_bytes": 1048576000, "used_bytes": 25165824, "live_bytes": 18874368, "capacity_slots": 256, "in_flight": 4, "qps": 9.9, "qps_1m": 8.8,
         "bytes_in_per_s": 1000000.0, "bytes_out_per_s": 1000000.0, "pool_utilization": 0.1}]},
-    {"id": 2, "usable": true, "leader": "127.0.0.1:7200", "free_slots": 256, "capacity_slots": 256, "promised": 0,
+    {"id": 2, "usable": true, "leader": "127.0.0.1:7200", "free_slots": 256, "capacity_slots": 256, "free_bytes": 1073741824, "capacity_bytes": 1073741824, "promised": 0,
      "members": [
        {"address": "127.0.0.1:7200", "node_id": 4, "role": "leader", "up": true, "heard": true,
-        "free_slots": 256, "capacity_slots": 256, "in_flight": 1, "qps": 20.0, "qps_1m": 18.2,
+        "free_slots": 256, "free_bytes": 1073741824, "used_bytes": 0, "live_bytes": 0, "capacity_slots": 256, "in_flight": 1, "qps": 20.0, "qps_1m": 18.2,
         "bytes_in_per_s": 0.0, "bytes_out_per_s": 4194304.0, "pool_utilization": 0.75},
        {"address": "127.0.0.1:7201", "node_id": 5, "role": "follower", "up": true, "heard": true,
-        "free_slots": 256, "capacity_slots": 256, "in_flight": 0, "qps": 1.5, "qps_1m": 1.4,
+        "free_slots": 256, "free_bytes": 1073741824, "used_bytes": 0, "live_bytes": 0, "capacity_slots": 256, "in_flight": 0, "qps": 1.5, "qps_1m": 1.4,
         "bytes_in_per_s": 0.0, "bytes_out_per_s": 0.0, "pool_utilization": 0.0},
        {"address": "127.0.0.1:7202", "node_id": 6, "role": "follower", "up": true, "heard": true,
-        "free_slots": 256, "capacity_slots": 256, "in_flight": 0, "qps": 0.5, "qps_1m": 0.6,
+        "free_slots": 256, "free_bytes": 1073741824, "used_bytes": 0, "live_bytes": 0, "capacity_slots": 256, "in_flight": 0, "qps": 0.5, "qps_1m": 0.6,
         "bytes_in_per_s": 0.0, "bytes_out_per_s": 0.0, "pool_utilization": 0.0}]}],
   "hot_slices": [
     {"group": 2, "node_id": 4, "address": "127.0.0.1:7200", "slot": 9, "gen": 1, "file_id": 12,
@@ -485,18 +485,18 @@ TEST(CliTest, top_iterations_framesWithEveryMember) {
     EXPECT_CONTAINS(f, "GROUP  NODE  ADDRESS");
     // GROUP NODE ADDRESS ROLE STATE QPS QPS-1m IN-FLIGHT IN-MB/s OUT-MB/s POOL-% FREE-GiB FREE-%
     EXPECT_EQ(words_of_line(f, "127.0.0.1:7100"),
-              (Words{"1", "1", "127.0.0.1:7100", "leader", "up", "12.5", "3.1", "2", "2.5", "0.5", "25", "0.98", "98"}));
+              (Words{"1", "1", "127.0.0.1:7100", "leader", "up", "12.5", "3.1", "2", "2.5", "0.5", "25", "24.0", "MiB", "1000.0", "MiB", "98", "25%"}));
     EXPECT_EQ(words_of_line(f, "127.0.0.1:7101"),
-              (Words{"1", "2", "127.0.0.1:7101", "follower", "up", "7.0", "6.5", "0", "2.5", "0.0", "50", "0.50", "50"}));
+              (Words{"1", "2", "127.0.0.1:7101", "follower", "up", "7.0", "6.5", "0", "2.5", "0.0", "50", "512.0", "MiB", "512.0", "MiB", "50", "25%"}));
     // Down: its load figures are stale, so none are shown; its space is the last reported.
     EXPECT_EQ(words_of_line(f, "127.0.0.1:7102"),
-              (Words{"1", "3", "127.0.0.1:7102", "follower", "DOWN", "-", "-", "-", "-", "-", "-", "0.98", "98"}));
+              (Words{"1", "3", "127.0.0.1:7102", "follower", "DOWN", "-", "-", "-", "-", "-", "-", "24.0", "MiB", "1000.0", "MiB", "98", "25%"}));
     EXPECT_EQ(words_of_line(f, "127.0.0.1:7200"),
-              (Words{"2", "4", "127.0.0.1:7200", "leader", "up", "20.0", "18.2", "1", "0.0", "4.2", "75", "1.00", "100"}));
+              (Words{"2", "4", "127.0.0.1:7200", "leader", "up", "20.0", "18.2", "1", "0.0", "4.2", "75", "0", "B", "1.0", "GiB", "100", "-"}));
     EXPECT_EQ(words_of_line(f, "127.0.0.1:7201"),
-              (Words{"2", "5", "127.0.0.1:7201", "follower", "up", "1.5", "1.4", "0", "0.0", "0.0", "0", "1.00", "100"}));
+              (Words{"2", "5", "127.0.0.1:7201", "follower", "up", "1.5", "1.4", "0", "0.0", "0.0", "0", "0", "B", "1.0", "GiB", "100", "-"}));
     EXPECT_EQ(words_of_line(f, "127.0.0.1:7202"),
-              (Words{"2", "6", "127.0.0.1:7202", "follower", "up", "0.5", "0.6", "0", "0.0", "0.0", "0", "1.00", "100"}));
+              (Words{"2", "6", "127.0.0.1:7202", "follower", "up", "0.5", "0.6", "0", "0.0", "0.0", "0", "0", "B", "1.0", "GiB", "100", "-"}));
     // The 5 most-read slices, hottest first; a slice of a file with no name shows its inode.
     EXPECT_EQ(words_of_line(f, "2:9@1"), (Words{"2:9@1", "127.0.0.1:7200", "90", "/big.iso"}));
     EXPECT_EQ(words_of_line(f, "1:6@1"), (Words{"1:6@1", "127.0.0.1:7100", "30", "inode", "8"}));
@@ -518,10 +518,10 @@ TEST(CliTest, top_olderTracker_missingFiguresAsDashes) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_CONTAINS(r.out, ": 12 inodes, 9 files; members 1 up, 2 down; tracker - qps\n");
   EXPECT_EQ(words_of_line(r.out, "127.0.0.1:7100"),
-            (Words{"1", "1", "127.0.0.1:7100", "leader", "up", "12.5", "-", "2", "-", "-", "-", "0.98", "98"}));
+            (Words{"1", "1", "127.0.0.1:7100", "leader", "up", "12.5", "-", "2", "-", "-", "-", "24.0", "MiB", "1000.0", "MiB", "98", "25%"}));
   // Never heard from: nothing known but its address.
   EXPECT_EQ(words_of_line(r.out, "10.0.0.7:7102"),
-            (Words{"12", "-", "10.0.0.7:7102", "-", "DOWN", "-", "-", "-", "-", "-", "-", "-", "-"}));
+            (Words{"12", "-", "10.0.0.7:7102", "-", "DOWN", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"}));
   EXPECT_CONTAINS(r.out, "hot slices: none read yet\n");
   EXPECT_EQ(top_frames(r.out, t.address()).size(), 1u);
 }

@@ -31,6 +31,8 @@ Heartbeat beat(uint32_t g, uint32_t i, std::string role, uint64_t term, uint32_t
   hb.free_slots = free_slots;
   hb.high_water = 1000 - free_slots;
   hb.capacity_slots = 1000;
+  hb.free_bytes = uint64_t{free_slots} << 22;  // as many full slices as free slots
+  hb.used_bytes = uint64_t{1000 - free_slots} << 22;
   hb.in_flight = 2;
   hb.qps = 12.5;
   return hb;
@@ -57,7 +59,7 @@ class GroupsTest : public ::testing::Test {
   }
   // Allocates and returns the runs as (group, count) pairs; fails the test on error.
   std::vector<std::pair<uint32_t, uint32_t>> place(uint32_t n, uint32_t k = 0) {
-    auto r = reg.allocate(42, n, k, now);
+    auto r = reg.allocate(42, n, 0, k, now);
     EXPECT_TRUE(r.ok()) << r.error().to_string();
     std::vector<std::pair<uint32_t, uint32_t>> out;
     if (r.ok())
@@ -325,7 +327,7 @@ TEST_F(GroupsTest, Events_keepOnlyTheLast100) {
 TEST_F(GroupsTest, Allocate_sevenSlicesMakeThreePlusThreePlusOne) {
   add_groups(1);
   beat_group(1, 100);
-  auto r = reg.allocate(7, 7, 0, now);
+  auto r = reg.allocate(7, 7, 0, 0, now);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, std::vector<tracker::Run>({{1, 3, addr(1, 0)}, {1, 3, addr(1, 0)}, {1, 1, addr(1, 0)}}));
   EXPECT_EQ(promised(1), 7u);
@@ -417,23 +419,23 @@ TEST_F(GroupsTest, Allocate_noSpaceWhenAllFull) {
   add_groups(2);
   beat_group(1, 0);
   beat_group(2, 0);
-  auto r = reg.allocate(5, 1, 0, now);
+  auto r = reg.allocate(5, 1, 0, 0, now);
   ASSERT_EQ(r.code(), Code::NO_SPACE);
   EXPECT_EQ(r.error().message.rfind("no space: ", 0), 0u) << r.error().message;
   EXPECT_EQ(r.error().message,
-            "no space: file 5 needs 1 slices, 0 free in 2 usable of 2 groups (free = leader's "
-            "report minus recent promises)");
+            "no space: file 5 needs 1 slices (4194304 bytes), room for 0 in 2 usable of 2 groups (room = "
+            "members' free space and slots less recent promises)");
 }
 
 TEST_F(GroupsTest, Allocate_shrinksRunsBeforeFailingAndFailsWithoutPromising) {
   add_groups(2);
   beat_group(1, 2);
   beat_group(2, 2);
-  EXPECT_EQ(reg.allocate(1, 5, 0, now).code(), Code::NO_SPACE);
+  EXPECT_EQ(reg.allocate(1, 5, 0, 0, now).code(), Code::NO_SPACE);
   EXPECT_EQ(promised(1), 0u);
   EXPECT_EQ(promised(2), 0u);
   EXPECT_EQ(place(4), P({{1, 2}, {2, 2}}));
-  EXPECT_EQ(reg.allocate(1, 1, 0, now).code(), Code::NO_SPACE);  // both fully promised
+  EXPECT_EQ(reg.allocate(1, 1, 0, 0, now).code(), Code::NO_SPACE);  // both fully promised
 }
 
 TEST_F(GroupsTest, Allocate_groupWithoutUpLeaderUnusable) {
@@ -441,11 +443,11 @@ TEST_F(GroupsTest, Allocate_groupWithoutUpLeaderUnusable) {
   beat_group(2, 0);  // full
   ASSERT_TRUE(reg.heartbeat(beat(1, 0, "follower", 2, 500), now).ok());
   ASSERT_TRUE(reg.heartbeat(beat(1, 1, "candidate", 3, 500), now).ok());
-  auto r = reg.allocate(1, 1, 0, now);
+  auto r = reg.allocate(1, 1, 0, 0, now);
   EXPECT_EQ(r.code(), Code::NO_SPACE);
   EXPECT_EQ(r.error().message,
-            "no space: file 1 needs 1 slices, 0 free in 1 usable of 2 groups (free = leader's "
-            "report minus recent promises)");
+            "no space: file 1 needs 1 slices (4194304 bytes), room for 0 in 1 usable of 2 groups (room = "
+            "members' free space and slots less recent promises)");
   EXPECT_FALSE(reg.status(now)[0].usable);
   EXPECT_EQ(reg.total_free_slots(), 0u);
   EXPECT_EQ(reg.total_capacity_slots(), 1000u) << "only group 2's leader reports";
@@ -454,7 +456,7 @@ TEST_F(GroupsTest, Allocate_groupWithoutUpLeaderUnusable) {
 TEST_F(GroupsTest, Allocate_noLeaderAnywhere_unavailableNotNoSpace) {
   add_groups(1);
   ASSERT_TRUE(reg.heartbeat(beat(1, 0, "follower", 2, 500), now).ok());
-  auto r = reg.allocate(1, 1, 0, now);
+  auto r = reg.allocate(1, 1, 0, 0, now);
   EXPECT_EQ(r.code(), Code::UNAVAILABLE) << "an election or a start-up passes: the client retries";
   EXPECT_NE(r.error().message.find("no storage group has a leader"), std::string::npos) << r.error().message;
   EXPECT_EQ(promised(1), 0u);
@@ -463,10 +465,10 @@ TEST_F(GroupsTest, Allocate_noLeaderAnywhere_unavailableNotNoSpace) {
 TEST_F(GroupsTest, Allocate_zeroSlicesIsEmptyAndTooManyRejected) {
   add_groups(1);
   beat_group(1, 100);
-  auto none = reg.allocate(1, 0, 0, now);
+  auto none = reg.allocate(1, 0, 0, 0, now);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
-  EXPECT_EQ(reg.allocate(1, (1u << 20) + 1, 0, now).code(), Code::BAD_REQUEST);
+  EXPECT_EQ(reg.allocate(1, (1u << 20) + 1, 0, 0, now).code(), Code::BAD_REQUEST);
   EXPECT_EQ(promised(1), 0u);
 }
 
@@ -502,6 +504,45 @@ TEST_F(GroupsTest, Status_reportsMembersLeaderAndTotals) {
   EXPECT_FALSE(s[2].usable);
   EXPECT_EQ(reg.total_free_slots(), 130u);
   EXPECT_EQ(reg.total_capacity_slots(), 2000u);
+  EXPECT_EQ(s[0].free_bytes, 100u << 22);
+  EXPECT_EQ(s[0].capacity_bytes, uint64_t{1000} << 22);
+  EXPECT_EQ(s[0].promised_bytes, 4u << 22) << "no size given: every slice counted full";
+  EXPECT_EQ(reg.total_free_bytes(), 130u << 22);
+  EXPECT_EQ(reg.total_capacity_bytes(), uint64_t{2000} << 22);
+}
+
+TEST_F(GroupsTest, Allocate_smallFilesTakeTheirBytesNotWholeSlots) {
+  add_groups(1);
+  beat_group(1, 2);  // 2 free slots' worth of bytes (8 MiB), 2 free slots
+  // A 4 MiB file needs a slot and 4 MiB; two 10-byte files need a slot and 4 KiB each.
+  auto r = reg.allocate(1, 1, 10, 0, now);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(reg.status(now)[0].promised_bytes, 4096u);
+  // Slots run out before bytes: the slot count is a limit too.
+  ASSERT_TRUE(reg.allocate(2, 1, 10, 0, now).ok());
+  EXPECT_EQ(reg.allocate(3, 1, 10, 0, now).code(), Code::NO_SPACE);
+}
+
+TEST_F(GroupsTest, Allocate_roomIsTheFullestUpMembersFreeBytes) {
+  add_groups(2);
+  beat_group(1, 100);
+  beat_group(2, 100);
+  // Group 1's second member has only 1 MiB left: every member holds every slice, so group 1 can
+  // take 1 MiB, and a 2 MiB file goes to group 2.
+  Heartbeat tight = beat(1, 1, "follower", 1, 100);
+  tight.free_bytes = 1u << 20;
+  ASSERT_TRUE(reg.heartbeat(tight, now).ok());
+  EXPECT_EQ(reg.status(now)[0].free_bytes, 1u << 20);
+  auto r = reg.allocate(1, 1, 2u << 20, 0, now);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].group, 2u);
+  // Once that member is down, the group's room is its up members' again.
+  now += milliseconds(10000);
+  beat_group(2, 100);
+  ASSERT_TRUE(reg.heartbeat(beat(1, 0, "leader", 1, 100), now).ok());
+  ASSERT_TRUE(reg.heartbeat(beat(1, 2, "follower", 1, 100), now).ok());
+  reg.check(now);
+  EXPECT_EQ(reg.status(now)[0].free_bytes, 100u << 22);
 }
 
 }  // namespace
