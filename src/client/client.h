@@ -174,6 +174,7 @@ class Client {
   struct Span {
     uint64_t size = 0;
     Source src;
+    uint64_t zeros = 0;  // the first `zeros` bytes are known to be zero (a gap): they take no space
   };
   using EditStep = std::function<boost::asio::awaitable<Status>(FileView&)>;
   uint32_t slice_bytes() const;
@@ -195,6 +196,8 @@ class Client {
   boost::asio::awaitable<Status> truncate_step(FileView& v, uint64_t size);
   boost::asio::awaitable<Result<std::vector<Location>>> write_new_slices(uint64_t ino, const Span& data, Location last_next,
                                                                        const Progress& progress);
+  boost::asio::awaitable<Result<std::vector<Location>>> write_new_slices_once(uint64_t ino, const Span& data,
+                                                                            Location last_next, const Progress& progress);
   boost::asio::awaitable<Result<std::string>> read_range(const SliceInfo& s, uint32_t off, uint32_t len);
   boost::asio::awaitable<void> discard(std::vector<Location> slots);
   boost::asio::awaitable<void> free_chains(std::vector<Location> heads);

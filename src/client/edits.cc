@@ -101,8 +101,12 @@ class Client::TxChannels final : public TxGroups {
   asio::awaitable<Result<SlotResp>> write(uint32_t group, const WriteSlotReq& req,
                                           const std::shared_ptr<const AlignedBuffer>& bytes) override {
     MYDFS_CO_ASSIGN(auto ch, co_await client_->storage_for(group));
-    Bulk bulk = Bulk::of(bytes);
-    co_return co_await ch->call(req, bulk);
+    if (all_zero(bytes->span())) {  // a hole travels as its length
+      WriteSlotReq hole = req;
+      hole.zeros = static_cast<uint32_t>(bytes->size());
+      co_return co_await ch->call(hole, Bulk{});
+    }
+    co_return co_await ch->call(req, Bulk::of(bytes));
   }
   asio::awaitable<Result<SlotResp>> lock(uint32_t group, const LockReq& req) override {
     co_return co_await call(group, req);
@@ -174,13 +178,32 @@ asio::awaitable<void> Client::free_chains(std::vector<Location> heads) {
 
 asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t ino, const Span& data, Location last_next,
                                                                         const Progress& progress) {
+  // A group the tracker chose may be fuller than its last report said: it refuses with NO_SPACE
+  // (nothing written stays), and the tracker, told by the next heartbeats, places elsewhere.
+  // Only when the tracker itself finds no room is the answer ENOSPC.
+  for (uint32_t attempt = 0;; ++attempt) {
+    auto r = co_await write_new_slices_once(ino, data, last_next, progress);
+    if (r.ok() || r.code() != Code::NO_SPACE) co_return r;
+    if (attempt >= 3) co_return fs_error(ENOSPC, fmt::format("no storage group could take the data: {}", r.error().message));
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    t.expires_after(std::chrono::milliseconds(1000));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices_once(uint64_t ino, const Span& data,
+                                                                             Location last_next,
+                                                                             const Progress& progress) {
   const uint64_t sb = slice_bytes();
   uint64_t n = (data.size + sb - 1) / sb;
   std::vector<Location> slots;
   if (n == 0) co_return slots;
   // Runs from the tracker, then the slots on each run's group.
   if (!tracker_) tracker_ = connect(opt_.tracker);
-  AllocateReq areq{ino, static_cast<uint32_t>(n)};
+  // The tracker places by room: slices wholly inside a known gap take none.
+  uint64_t hole_slices = data.zeros / sb;
+  AllocateReq areq{ino, static_cast<uint32_t>(n), std::max<uint64_t>(data.size - hole_slices * sb, 1)};
   AllocateResp runs;
   // EAGAIN: no group has a leader right now (the cluster is starting, or elections run): wait.
   auto give_up = std::chrono::steady_clock::now() + opt_.failover_timeout;
@@ -210,8 +233,33 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t
   // Write the slices, several at a time; each knows its successor already. They stay
   // unreachable until the caller links them (commit-file, or the command on the old tail).
   std::optional<Error> failure;
-  uint64_t next_slice = 0, done_bytes = 0;
+  uint64_t done_bytes = 0;
   auto ex = co_await asio::this_coro::executor;
+  auto send = [&](uint64_t i, WriteSlotReq w, Bulk bulk, size_t len) -> asio::awaitable<bool> {
+    auto sc = co_await storage_for(slots[i].group);
+    if (!sc.ok()) { failure = sc.error(); co_return false; }
+    auto wr = co_await (*sc)->call(w, std::move(bulk));
+    if (!wr.ok()) { failure = wr.error(); co_return false; }
+    done_bytes += len;
+    if (progress) progress(done_bytes, data.size);
+    co_return true;
+  };
+  auto next_of = [&](uint64_t i) { return i + 1 < n ? slots[i + 1] : last_next; };
+  // Slices wholly inside the known gap: holes, sent as their length, many at a time (no buffer).
+  uint64_t next_hole = 0;
+  auto holes = [&]() -> asio::awaitable<void> {
+    while (!failure && next_hole < hole_slices) {
+      uint64_t i = next_hole++;
+      size_t len = static_cast<size_t>(std::min<uint64_t>(sb, data.size - i * sb));
+      WriteSlotReq w{slots[i], ino, next_of(i), xxh64_zeros(len), SlotState::LIVE, 0, 0};
+      w.zeros = static_cast<uint32_t>(len);
+      if (!co_await send(i, w, Bulk{}, len)) co_return;
+    }
+  };
+  co_await run_workers(ex, std::min<uint64_t>(std::max<uint32_t>(opt_.slices_in_flight, 64), hole_slices), holes);
+  // The rest, several at a time; each knows its successor already. They stay unreachable until
+  // the caller links them (commit-file, or the command on the old tail).
+  uint64_t next_slice = hole_slices;
   auto worker = [&]() -> asio::awaitable<void> {
     while (!failure && next_slice < n) {
       uint64_t i = next_slice++;
@@ -227,17 +275,14 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t
         }
         got += *r;
       }
-      Location next = i + 1 < n ? slots[i + 1] : last_next;
-      WriteSlotReq w{slots[i], ino, next, xxh64(buf->span()), SlotState::LIVE, 0, 0};
-      auto sc = co_await storage_for(slots[i].group);
-      if (!sc.ok()) { failure = sc.error(); co_return; }
-      auto wr = co_await (*sc)->call(w, Bulk::of(buf));
-      if (!wr.ok()) { failure = wr.error(); co_return; }
-      done_bytes += len;
-      if (progress) progress(done_bytes, data.size);
+      WriteSlotReq w{slots[i], ino, next_of(i), xxh64(buf->span()), SlotState::LIVE, 0, 0};
+      // A slice of zeros (a sparse source) is sent as its length too: a hole on every member.
+      bool hole = all_zero(buf->span());
+      if (hole) w.zeros = static_cast<uint32_t>(len);
+      if (!co_await send(i, w, hole ? Bulk{} : Bulk::of(buf), len)) co_return;
     }
   };
-  co_await run_workers(ex, std::min<uint64_t>(opt_.slices_in_flight, n), worker);
+  if (!failure) co_await run_workers(ex, std::min<uint64_t>(opt_.slices_in_flight, n - hole_slices), worker);
   if (failure) {
     co_await discard(slots);
     co_return *failure;
@@ -441,7 +486,7 @@ asio::awaitable<Status> Client::write_in_tail(FileView& v, uint64_t off, const S
   MYDFS_CO_ASSIGN(auto buf, read_buffer(data.src, 0, static_cast<size_t>(in_tail)));
   std::vector<Location> fresh;
   if (rest > 0) {
-    Span more{rest, shifted(data.src, in_tail)};
+    Span more{rest, shifted(data.src, in_tail), data.zeros > in_tail ? data.zeros - in_tail : 0};
     MYDFS_CO_ASSIGN(fresh, co_await write_new_slices(v.attr.ino, more, tail.meta.next, progress));
   }
   PatchReq p{tail.meta.loc, pos, xxh64(buf->span()), tail.meta.applied_index,
@@ -502,6 +547,7 @@ asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span
   if (off > v.size) {  // a gap reads as zeros
     data.size = off - v.size + in.size;
     data.src = zeros_then(off - v.size, in.src);
+    data.zeros = off - v.size;
     off = v.size;
   }
   if (v.slices.empty()) {
@@ -536,7 +582,7 @@ asio::awaitable<Status> Client::truncate_step(FileView& v, uint64_t size) {
   if (size == v.size) co_return ok_status();
   if (size > v.size) {
     uint64_t grow = size - v.size;
-    Span zeros{grow, zeros_then(grow, source_of({}))};
+    Span zeros{grow, zeros_then(grow, source_of({})), grow};
     co_return co_await write_step(v, v.size, zeros, kNoProgress);
   }
   // Shrink: one command makes the slice holding the new last byte the tail.

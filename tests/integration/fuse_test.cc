@@ -3,6 +3,7 @@
 // unmounted and its process stopped by PID when the test ends, also when it fails.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -15,6 +16,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -36,8 +39,7 @@ ClusterOptions group_of_three() {
   ClusterOptions o;
   o.groups = 1;
   o.replicas = 3;
-  o.capacity = "16GiB";  // small files take a slot each; the files backend stores only what is used
-  o.storage_args = {"--backend", "files"};
+  o.capacity = "16GiB";
   return o;
 }
 
@@ -93,7 +95,7 @@ class FuseTest : public ::testing::Test {
   void SetUp() override {
     // Other users (the permission test) must be able to reach the mount point.
     fs::permissions(root(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
-    c_ = std::make_unique<Cluster>(root(), group_of_three());
+    c_ = std::make_unique<Cluster>(root(), options());
     m_ = std::make_unique<Mount>(*c_, root() / "mnt", root() / "mount.log");
   }
   void TearDown() override {
@@ -101,7 +103,18 @@ class FuseTest : public ::testing::Test {
     m_.reset();
     c_.reset();
   }
+  virtual ClusterOptions options() const { return group_of_three(); }
   fs::path mnt() const { return m_->dir(); }
+  // Bytes the storage nodes' data directories take on disk (as du counts them).
+  uint64_t data_bytes() const {
+    uint64_t n = 0;
+    for (int i = 0; i < c_->storage_count(); ++i)
+      for (const auto& e : fs::recursive_directory_iterator(c_->storage_dir(i))) {
+        struct stat st {};
+        if (::lstat(e.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) n += uint64_t(st.st_blocks) * 512;
+      }
+    return n;
+  }
   // Runs the POSIX model in a new subdirectory NAME of the mount against a new local one.
   std::string model(const std::string& name, const mydfs::testing::ModelOptions& o) {
     fs::path sub = mnt() / name, ref = root() / ("ref-" + name);
@@ -498,6 +511,161 @@ TEST_F(FuseTest, leaderKilledDuringLargeCopy_copyCompletesOrFailsClearly_nothing
   }
   EXPECT_EQ(read_file(mnt() / "before.txt"), "acknowledged before the kill");
   c_->start_storage(leader);
+}
+
+// ---- Space (slices sized to their data) ---------------------------------------------------------
+
+// Holes take no space and read as zeros: a byte written at 10 GiB, a growing truncate to 50 GiB,
+// fallocate with and without KEEP_SIZE. The three members' data directories grow by their
+// headers and log entries only.
+TEST_F(FuseTest, sparseFile_holesTakeNoSpace_readAsZeros) {
+  uint64_t before = data_bytes();
+  fs::path p = mnt() / "sparse";
+  constexpr uint64_t G = 1ull << 30;
+  int fd = ::open(p.c_str(), O_CREAT | O_RDWR, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "x", 1, static_cast<off_t>(10 * G)), 1);
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(50 * G)), 0) << std::strerror(errno);
+  ASSERT_EQ(::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(50 * G), static_cast<off_t>(G)), 0)
+      << std::strerror(errno);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 50 * G) << "KEEP_SIZE keeps the size";
+  ASSERT_EQ(::fallocate(fd, 0, static_cast<off_t>(50 * G), static_cast<off_t>(G)), 0) << std::strerror(errno);
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 51 * G);
+  auto at = [&](uint64_t off, size_t n) {
+    std::string b(n, '?');
+    EXPECT_EQ(::pread(fd, b.data(), n, static_cast<off_t>(off)), static_cast<ssize_t>(n)) << off;
+    return b;
+  };
+  EXPECT_EQ(at(0, 4096), std::string(4096, '\0'));
+  EXPECT_EQ(at(10 * G - 10, 11), std::string(10, '\0') + "x");
+  EXPECT_EQ(at(10 * G + 1, 4096), std::string(4096, '\0'));
+  EXPECT_EQ(at(33 * G + 12345, 70000), std::string(70000, '\0'));
+  EXPECT_EQ(at(51 * G - 4096, 4096), std::string(4096, '\0'));
+  ::close(fd);
+  sh("sync");
+  uint64_t grew = data_bytes() - before;
+  std::cout << "[ info ] 51 GiB of holes grew the three data directories by " << grew << " bytes\n";
+  // 13 056 slices: per member their headers (256 bytes each) and log entries; no data.
+  EXPECT_LT(grew, 64u << 20);
+}
+
+// A cluster small enough to fill: one group of three, 48 MiB per member.
+class SmallClusterTest : public FuseTest {
+ protected:
+  ClusterOptions options() const override {
+    ClusterOptions o = group_of_three();
+    o.capacity = "48MiB";
+    return o;
+  }
+};
+
+// Files of mixed sizes until the group is full: every failure is ENOSPC (never EIO) and leaves
+// what was written before it; a random half deleted gives its space back, the next fill uses it,
+// and every file reads back as written.
+TEST_F(SmallClusterTest, fillToNoSpace_deleteHalf_fillAgain) {
+  std::mt19937_64 rng(1414);
+  const std::vector<size_t> sizes = {1, 100, 5000, 70000, 1u << 20, 5u << 20, 12u << 20};
+  std::map<std::string, std::string> files;  // what each file holds
+  int n = 0;
+  // Writes files until one fails; returns the bytes written.
+  auto fill = [&]() -> uint64_t {
+    uint64_t wrote = 0;
+    for (;;) {
+      std::string name = fmt::format("f{:04}", n++);
+      std::string data(sizes[rng() % sizes.size()], '\0');
+      for (auto& c : data) c = static_cast<char>(rng() | 1);
+      int fd = ::open((mnt() / name).c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+      EXPECT_GE(fd, 0) << std::strerror(errno);
+      if (fd < 0) return wrote;
+      size_t done = 0;
+      int err = 0;
+      while (done < data.size()) {
+        ssize_t w = ::write(fd, data.data() + done, std::min<size_t>(data.size() - done, 1 << 20));
+        if (w < 0) { err = errno; break; }
+        done += static_cast<size_t>(w);
+      }
+      if (!err && ::fsync(fd) != 0) err = errno;
+      if (::close(fd) != 0 && !err) err = errno;
+      if (!err) {
+        files[name] = std::move(data);
+        wrote += files[name].size();
+        continue;
+      }
+      EXPECT_EQ(err, ENOSPC) << "a full cluster answers ENOSPC, not " << std::strerror(err);
+      // What the mount holds of the failed file is a prefix of what was written: never garbage.
+      std::string back = read_file(mnt() / name);
+      EXPECT_LE(back.size(), data.size());
+      EXPECT_EQ(back, data.substr(0, back.size())) << name;
+      fs::remove(mnt() / name);
+      return wrote;
+    }
+  };
+  uint64_t first = fill();
+  ASSERT_GT(files.size(), 3u);
+  std::cout << "[ info ] first fill: " << files.size() << " files, " << first << " bytes\n";
+  struct statvfs sv {};
+  ASSERT_EQ(::statvfs(mnt().c_str(), &sv), 0);
+  EXPECT_LT(uint64_t(sv.f_bavail) * sv.f_frsize, 13u << 20) << "df shows the group nearly full: the failed file did not fit";
+  EXPECT_LE(uint64_t(sv.f_blocks) * sv.f_frsize, 48u << 20);
+  // A random half goes; its space comes back (trimmed, then reported by the next heartbeats).
+  uint64_t freed = 0;
+  for (auto it = files.begin(); it != files.end();) {
+    if (rng() % 2) {
+      freed += it->second.size();
+      fs::remove(mnt() / it->first);
+      it = files.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::this_thread::sleep_for(2500ms);
+  uint64_t second = fill();
+  std::cout << "[ info ] deleted " << freed << " bytes; second fill wrote " << second << " bytes\n";
+  EXPECT_GE(second + (13u << 20), freed) << "the deleted files' space is used again";
+  for (const auto& [name, data] : files) EXPECT_EQ(read_file(mnt() / name), data) << name;
+}
+
+// cp -a of a real tree of small files (default /usr/include/linux; MYDFS_SPACE_TREE=/usr/include
+// copies the whole of /usr/include, about 22 000 files, which takes minutes): diff clean, the
+// members' data directories hold about what the tree's files do (at most 1.3 times their apparent
+// size), and rm -rf gives the space back to the host file system.
+TEST_F(FuseTest, treeOfSmallFiles_takesItsSize_rmGivesSpaceBack) {
+  const char* env = std::getenv("MYDFS_SPACE_TREE");
+  fs::path tree = env && *env ? env : "/usr/include/linux";
+  if (!fs::is_directory(tree)) GTEST_SKIP() << tree << " is not here";
+  std::string out;
+  ASSERT_EQ(sh("du -s -B1 --apparent-size " + tree.string() + " | cut -f1", &out), 0);
+  uint64_t apparent = std::stoull(out);
+  ASSERT_EQ(sh("du -s -B1 " + tree.string() + " | cut -f1", &out), 0);
+  uint64_t local = std::stoull(out);  // what the host's own file system takes for the tree
+  uint64_t before = data_bytes();
+  ASSERT_EQ(sh(fmt::format("cp -a {} {}/", tree.string(), mnt().string()), &out), 0) << out;
+  EXPECT_EQ(sh(fmt::format("diff -r --no-dereference {} {}/{}", tree.string(), mnt().string(), tree.filename().string()), &out), 0)
+      << out.substr(0, 2000);
+  sh("sync");
+  uint64_t per_member = (data_bytes() - before) / static_cast<uint64_t>(c_->storage_count());
+  double ratio = static_cast<double>(per_member) / static_cast<double>(apparent);
+  std::cout << "[ info ] " << tree << ": " << apparent << " bytes apparent, " << local << " locally, " << per_member
+            << " bytes per member on disk, ratio " << ratio << "\n";
+  // At most 1.3 times the apparent size, or (for trees of files much smaller than a block, where
+  // the host's own file system needs more) about what the host takes, with the members' logs.
+  EXPECT_LE(per_member, std::max(1.3 * static_cast<double>(apparent), 1.1 * static_cast<double>(local) + (1 << 20)));
+  struct statvfs host {};
+  ASSERT_EQ(::statvfs(root().c_str(), &host), 0);
+  uint64_t host_free = uint64_t(host.f_bavail) * host.f_frsize;
+  ASSERT_EQ(sh(fmt::format("rm -rf {}/{}", mnt().string(), tree.filename().string()), &out), 0) << out;
+  std::this_thread::sleep_for(2s);  // deleted slices are given back in the background
+  sh("sync");
+  uint64_t left = data_bytes() - before;
+  std::cout << "[ info ] after rm -rf the data directories hold " << left << " bytes more than before the copy\n";
+  EXPECT_LT(left, per_member / 2) << "most of the space is given back (what stays: logs and header tables)";
+  ASSERT_EQ(::statvfs(root().c_str(), &host), 0);
+  uint64_t host_after = uint64_t(host.f_bavail) * host.f_frsize;
+  EXPECT_GT(host_after + apparent / 2, host_free + apparent) << "the host's df shows the space back";
 }
 
 }  // namespace
