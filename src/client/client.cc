@@ -36,6 +36,15 @@ Timespec now_timespec() {
   return Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec)};
 }
 
+uint64_t blocks_of(const proto::SlotMeta& m) {
+  if (m.valid_len == 0 || m.payload_checksum == xxh64_zeros(m.valid_len)) return 0;
+  return (uint64_t{m.valid_len} + 4095) / 4096 * 4096;
+}
+
+uint64_t blocks_of(std::span<const std::byte> bytes) {
+  return all_zero(bytes) ? 0 : (bytes.size() + 4095) / 4096 * 4096;
+}
+
 Error fs_context(Error e, std::string_view what) {
   return e.code == Code::FS_ERROR ? fs_error(e.sys_errno, what) : std::move(e);
 }
@@ -275,9 +284,11 @@ asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size,
   if (file.type != FileType::REG) co_return fs_error(EISDIR, "");
 
   Span data{size, src};
-  MYDFS_CO_ASSIGN(std::vector<Location> slots, co_await write_new_slices(file.ino, data, Location{}, progress));
+  uint64_t blocks = 0;
+  MYDFS_CO_ASSIGN(std::vector<Location> slots, co_await write_new_slices(file.ino, data, Location{}, progress, &blocks));
   // Publish: one compare-and-set on the version we created or opened.
-  auto commit = NsOp::commit_file(file.ino, file.version, slots.empty() ? Location{} : slots[0], size, now_timespec());
+  auto commit = NsOp::commit_file(file.ino, file.version, slots.empty() ? Location{} : slots[0], size, now_timespec(),
+                                  blocks);
   auto cm = co_await ns_write_async(commit);
   if (!cm.ok() && to_errno(cm.error()) == ESTALE) {
     co_await discard(slots);

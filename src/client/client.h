@@ -54,6 +54,11 @@ bool retryable(Code c);
 // TIMEOUT; a server fault) may have applied it, or may still apply it.
 bool refused(Code c);
 Timespec now_timespec();
+// What a slice takes on each member's disk, as Attr::blocks counts it: its length in 4 KiB
+// blocks, none for a slice of zeros (a hole).
+uint64_t blocks_of(const proto::SlotMeta& m);
+// The same for new bytes about to become a slice.
+uint64_t blocks_of(std::span<const std::byte> bytes);
 
 struct SliceInfo {
   proto::SlotMeta meta;
@@ -160,6 +165,7 @@ class Client {
     uint64_t size = 0;  // sum of the slices' valid_len: the content's true length
     // What the edit did, for publishing without a second walk:
     int64_t delta = 0;               // change of size
+    int64_t delta_blocks = 0;        // change of the bytes the chain takes on disk (Attr::blocks)
     std::optional<Location> head;    // the head slot was replaced by this one
     struct Retire {                  // a slot that now redirects: link its predecessor past it
       Location pred;
@@ -194,10 +200,12 @@ class Client {
   class TxChannels;
   boost::asio::awaitable<Status> replace_range(FileView& v, uint64_t off, uint64_t del, const Span& data);
   boost::asio::awaitable<Status> truncate_step(FileView& v, uint64_t size);
+  // *blocks (if given): what the new slices take on disk (blocks_of each).
   boost::asio::awaitable<Result<std::vector<Location>>> write_new_slices(uint64_t ino, const Span& data, Location last_next,
-                                                                       const Progress& progress);
+                                                                       const Progress& progress, uint64_t* blocks = nullptr);
   boost::asio::awaitable<Result<std::vector<Location>>> write_new_slices_once(uint64_t ino, const Span& data,
-                                                                            Location last_next, const Progress& progress);
+                                                                            Location last_next, const Progress& progress,
+                                                                            uint64_t* blocks);
   boost::asio::awaitable<Result<std::string>> read_range(const SliceInfo& s, uint32_t off, uint32_t len);
   boost::asio::awaitable<void> discard(std::vector<Location> slots);
   boost::asio::awaitable<void> free_chains(std::vector<Location> heads);

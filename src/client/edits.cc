@@ -101,12 +101,11 @@ class Client::TxChannels final : public TxGroups {
   asio::awaitable<Result<SlotResp>> write(uint32_t group, const WriteSlotReq& req,
                                           const std::shared_ptr<const AlignedBuffer>& bytes) override {
     MYDFS_CO_ASSIGN(auto ch, co_await client_->storage_for(group));
-    if (all_zero(bytes->span())) {  // a hole travels as its length
-      WriteSlotReq hole = req;
-      hole.zeros = static_cast<uint32_t>(bytes->size());
-      co_return co_await ch->call(hole, Bulk{});
-    }
-    co_return co_await ch->call(req, Bulk::of(bytes));
+    WriteSlotReq w = req;
+    Bulk bulk;
+    if (all_zero(bytes->span())) w.zeros = static_cast<uint32_t>(bytes->size());  // a hole travels as its length
+    else bulk = Bulk::of(bytes);
+    co_return co_await ch->call(w, bulk);
   }
   asio::awaitable<Result<SlotResp>> lock(uint32_t group, const LockReq& req) override {
     co_return co_await call(group, req);
@@ -177,12 +176,12 @@ asio::awaitable<void> Client::free_chains(std::vector<Location> heads) {
 }
 
 asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t ino, const Span& data, Location last_next,
-                                                                        const Progress& progress) {
+                                                                        const Progress& progress, uint64_t* blocks) {
   // A group the tracker chose may be fuller than its last report said: it refuses with NO_SPACE
   // (nothing written stays), and the tracker, told by the next heartbeats, places elsewhere.
   // Only when the tracker itself finds no room is the answer ENOSPC.
   for (uint32_t attempt = 0;; ++attempt) {
-    auto r = co_await write_new_slices_once(ino, data, last_next, progress);
+    auto r = co_await write_new_slices_once(ino, data, last_next, progress, blocks);
     if (r.ok() || r.code() != Code::NO_SPACE) co_return r;
     if (attempt >= 3) co_return fs_error(ENOSPC, fmt::format("no storage group could take the data: {}", r.error().message));
     asio::steady_timer t(co_await asio::this_coro::executor);
@@ -194,8 +193,10 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices(uint64_t
 
 asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices_once(uint64_t ino, const Span& data,
                                                                              Location last_next,
-                                                                             const Progress& progress) {
+                                                                             const Progress& progress,
+                                                                             uint64_t* blocks) {
   const uint64_t sb = slice_bytes();
+  if (blocks) *blocks = 0;
   uint64_t n = (data.size + sb - 1) / sb;
   std::vector<Location> slots;
   if (n == 0) co_return slots;
@@ -235,16 +236,24 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices_once(uin
   std::optional<Error> failure;
   uint64_t done_bytes = 0;
   auto ex = co_await asio::this_coro::executor;
-  auto send = [&](uint64_t i, WriteSlotReq w, Bulk bulk, size_t len) -> asio::awaitable<bool> {
+  auto next_of = [&](uint64_t i) { return i + 1 < n ? slots[i + 1] : last_next; };
+  // One slice to its group; false (with `failure` set) if it failed. Every argument is a named
+  // variable of the caller (GCC 12 and temporaries across co_await: docs/ARCHITECTURE.md).
+  auto send = [&](uint64_t i, const WriteSlotReq& w, const Bulk& bulk, size_t len) -> asio::awaitable<bool> {
     auto sc = co_await storage_for(slots[i].group);
-    if (!sc.ok()) { failure = sc.error(); co_return false; }
-    auto wr = co_await (*sc)->call(w, std::move(bulk));
-    if (!wr.ok()) { failure = wr.error(); co_return false; }
+    if (!sc.ok()) {
+      failure = sc.error();
+      co_return false;
+    }
+    auto wr = co_await (*sc)->call(w, bulk);
+    if (!wr.ok()) {
+      failure = wr.error();
+      co_return false;
+    }
     done_bytes += len;
     if (progress) progress(done_bytes, data.size);
     co_return true;
   };
-  auto next_of = [&](uint64_t i) { return i + 1 < n ? slots[i + 1] : last_next; };
   // Slices wholly inside the known gap: holes, sent as their length, many at a time (no buffer).
   uint64_t next_hole = 0;
   auto holes = [&]() -> asio::awaitable<void> {
@@ -253,7 +262,9 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices_once(uin
       size_t len = static_cast<size_t>(std::min<uint64_t>(sb, data.size - i * sb));
       WriteSlotReq w{slots[i], ino, next_of(i), xxh64_zeros(len), SlotState::LIVE, 0, 0};
       w.zeros = static_cast<uint32_t>(len);
-      if (!co_await send(i, w, Bulk{}, len)) co_return;
+      Bulk none;
+      bool sent = co_await send(i, w, none, len);
+      if (!sent) co_return;
     }
   };
   co_await run_workers(ex, std::min<uint64_t>(std::max<uint32_t>(opt_.slices_in_flight, 64), hole_slices), holes);
@@ -277,9 +288,15 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices_once(uin
       }
       WriteSlotReq w{slots[i], ino, next_of(i), xxh64(buf->span()), SlotState::LIVE, 0, 0};
       // A slice of zeros (a sparse source) is sent as its length too: a hole on every member.
-      bool hole = all_zero(buf->span());
-      if (hole) w.zeros = static_cast<uint32_t>(len);
-      if (!co_await send(i, w, hole ? Bulk{} : Bulk::of(buf), len)) co_return;
+      Bulk bulk;
+      if (all_zero(buf->span())) {
+        w.zeros = static_cast<uint32_t>(len);
+      } else {
+        bulk = Bulk::of(buf);
+        if (blocks) *blocks += blocks_of(buf->span());
+      }
+      bool sent = co_await send(i, w, bulk, len);
+      if (!sent) co_return;
     }
   };
   if (!failure) co_await run_workers(ex, std::min<uint64_t>(opt_.slices_in_flight, n - hole_slices), worker);
@@ -388,8 +405,10 @@ asio::awaitable<Result<Attr>> Client::publish_fast(const FileView& v) {
       }
     }
   }
+  int64_t blocks = static_cast<int64_t>(v.attr.blocks) + v.delta_blocks;
   auto commit = NsOp::commit_file(v.attr.ino, v.attr.version, v.head ? *v.head : v.attr.head,
-                                  static_cast<uint64_t>(static_cast<int64_t>(v.size) + v.delta), now_timespec());
+                                  static_cast<uint64_t>(static_cast<int64_t>(v.size) + v.delta), now_timespec(),
+                                  static_cast<uint64_t>(std::max<int64_t>(blocks, 0)));
   auto cm = co_await ns_write_async(commit);
   if (!cm.ok()) {
     chains_.erase(v.attr.ino);
@@ -449,7 +468,9 @@ asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino) {
       }
     }
     Location head = v->slices.empty() ? v->attr.head : v->slices[0].meta.loc;
-    auto r = co_await ns_write_async(NsOp::commit_file(ino, v->attr.version, head, v->size, now_timespec()));
+    uint64_t blocks = 0;
+    for (const auto& s : v->slices) blocks += blocks_of(s.meta);
+    auto r = co_await ns_write_async(NsOp::commit_file(ino, v->attr.version, head, v->size, now_timespec(), blocks));
     if (!r.ok() && to_errno(r.error()) == ESTALE) continue;
     if (!r.ok()) co_return fs_context(r.take_error(), "publish");
     NsReply& cm = *r;
@@ -482,12 +503,16 @@ asio::awaitable<Status> Client::write_in_tail(FileView& v, uint64_t off, const S
   uint32_t pos = static_cast<uint32_t>(off - tail.offset);
   uint32_t limit = std::max(tail.meta.valid_len, slice_bytes());
   uint64_t in_tail = std::min<uint64_t>(data.size, limit - pos);
+  // A gap that fills the tail's room is not written into it: the tail stays as it is and the gap
+  // starts the new slices (holes), linked by a patch of nothing.
+  if (in_tail > 0 && data.zeros >= in_tail && data.size > in_tail) in_tail = 0;
   uint64_t rest = data.size - in_tail;
   MYDFS_CO_ASSIGN(auto buf, read_buffer(data.src, 0, static_cast<size_t>(in_tail)));
   std::vector<Location> fresh;
+  uint64_t fresh_blocks = 0;
   if (rest > 0) {
     Span more{rest, shifted(data.src, in_tail), data.zeros > in_tail ? data.zeros - in_tail : 0};
-    MYDFS_CO_ASSIGN(fresh, co_await write_new_slices(v.attr.ino, more, tail.meta.next, progress));
+    MYDFS_CO_ASSIGN(fresh, co_await write_new_slices(v.attr.ino, more, tail.meta.next, progress, &fresh_blocks));
   }
   PatchReq p{tail.meta.loc, pos, xxh64(buf->span()), tail.meta.applied_index,
              static_cast<uint8_t>(fresh.empty() ? 0 : PATCH_SET_NEXT), fresh.empty() ? Location{} : fresh[0]};
@@ -502,6 +527,7 @@ asio::awaitable<Status> Client::write_in_tail(FileView& v, uint64_t off, const S
     co_return r.take_error();
   }
   v.delta = static_cast<int64_t>(off + data.size) - static_cast<int64_t>(v.size);
+  v.delta_blocks = static_cast<int64_t>(blocks_of(r->meta) + fresh_blocks) - static_cast<int64_t>(blocks_of(tail.meta));
   co_return ok_status();
 }
 
@@ -527,9 +553,16 @@ asio::awaitable<Status> Client::replace_range(FileView& v, uint64_t off, uint64_
   TxPlan plan;
   plan.txid = random_txid();
   plan.ino = v.attr.ino;
-  for (size_t k = i; k <= j; ++k) plan.old.push_back(sl[k].meta);
+  for (size_t k = i; k <= j; ++k) {
+    plan.old.push_back(sl[k].meta);
+    v.delta_blocks -= static_cast<int64_t>(blocks_of(sl[k].meta));
+  }
   plan.content = std::move(pre) + mid + post;
   plan.piece_bytes = slice_bytes();
+  for (size_t at = 0; at < plan.content.size(); at += plan.piece_bytes) {
+    auto piece = std::as_bytes(std::span(plan.content)).subspan(at, std::min<size_t>(plan.piece_bytes, plan.content.size() - at));
+    v.delta_blocks += static_cast<int64_t>(blocks_of(piece));
+  }
   TxChannels groups(this);
   Transaction tx(groups, std::move(plan), opt_.after_prepare);
   MYDFS_CO_ASSIGN(std::vector<Location> fresh, co_await tx.run());
@@ -552,8 +585,10 @@ asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span
   }
   if (v.slices.empty()) {
     // The file's first bytes: a new chain, published by the compare-and-set of its head.
-    MYDFS_CO_ASSIGN(auto fresh, co_await write_new_slices(v.attr.ino, data, Location{}, progress));
-    auto cm = co_await ns_write_async(NsOp::commit_file(v.attr.ino, v.attr.version, fresh[0], data.size, now_timespec()));
+    uint64_t blocks = 0;
+    MYDFS_CO_ASSIGN(auto fresh, co_await write_new_slices(v.attr.ino, data, Location{}, progress, &blocks));
+    auto cm = co_await ns_write_async(NsOp::commit_file(v.attr.ino, v.attr.version, fresh[0], data.size, now_timespec(),
+                                                        blocks));
     if (cm.code() == Code::FS_ERROR) {  // refused: the new slices are nobody's (a lost reply keeps them)
       co_await discard(fresh);
       co_return cm.take_error();
@@ -572,6 +607,7 @@ asio::awaitable<Status> Client::write_step(FileView& v, uint64_t off, const Span
     MYDFS_CO_ASSIGN(auto sc, co_await storage_for(s.meta.loc.group));
     MYDFS_CO_ASSIGN(SlotResp done, co_await sc->call(p, Bulk::of(buf)));
     v.patched.emplace(static_cast<size_t>(i), done.meta);
+    v.delta_blocks = static_cast<int64_t>(blocks_of(done.meta)) - static_cast<int64_t>(blocks_of(s.meta));
     co_return ok_status();
   }
   if (off >= v.slices.back().offset) co_return co_await write_in_tail(v, off, data, progress);
@@ -592,10 +628,14 @@ asio::awaitable<Status> Client::truncate_step(FileView& v, uint64_t size) {
   const SlotMeta& m = v.slices[k].meta;
   MYDFS_CO_ASSIGN(auto sc, co_await storage_for(m.loc.group));
   SetValidLenReq cut{m.loc, static_cast<uint32_t>(size - v.slices[k].offset), true, m.applied_index};
-  MYDFS_CO_TRY(co_await sc->call(cut));
+  MYDFS_CO_ASSIGN(SlotResp cut_to, co_await sc->call(cut));
   v.delta = static_cast<int64_t>(size) - static_cast<int64_t>(v.size);
+  v.delta_blocks = static_cast<int64_t>(blocks_of(cut_to.meta)) - static_cast<int64_t>(blocks_of(m));
   std::vector<Location> gone;
-  for (size_t x = k + 1; x < v.slices.size(); ++x) gone.push_back(v.slices[x].meta.loc);
+  for (size_t x = k + 1; x < v.slices.size(); ++x) {
+    gone.push_back(v.slices[x].meta.loc);
+    v.delta_blocks -= static_cast<int64_t>(blocks_of(v.slices[x].meta));
+  }
   co_await discard(gone);
   co_return ok_status();
 }

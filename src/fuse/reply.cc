@@ -29,7 +29,8 @@ struct stat to_stat(const Attr& a) {
   st.st_rdev = a.rdev;
   st.st_size = static_cast<off_t>(a.size);
   st.st_blksize = 1 << 20;  // what cp and friends use as their I/O size
-  st.st_blocks = static_cast<blkcnt_t>((a.size + 511) / 512);
+  // A file: what its slices take on disk (holes take nothing), as its last writer published it.
+  st.st_blocks = static_cast<blkcnt_t>(a.type == FileType::REG ? a.blocks / 512 : (a.size + 511) / 512);
   st.st_atim = {a.atime.sec, a.atime.nsec};
   st.st_mtim = {a.mtime.sec, a.mtime.nsec};
   st.st_ctim = {a.ctime.sec, a.ctime.nsec};

@@ -19,10 +19,10 @@ bool valid_type(uint8_t t) { return t >= 1 && t <= 7; }
 void Attr::encode(Writer& w) const {
   w.u64(ino); w.u8(static_cast<uint8_t>(type)); w.u32(mode); w.u32(uid); w.u32(gid); w.u32(nlink);
   w.u64(size); put_ts(w, atime); put_ts(w, mtime); put_ts(w, ctime); w.u32(rdev); w.loc(head);
-  w.u64(version); w.u8(run);
+  w.u64(version); w.u8(run); w.u64(blocks);
 }
 
-void Attr::decode(Reader& r) {
+void Attr::decode(Reader& r, bool with_blocks) {
   ino = r.u64();
   uint8_t t = r.u8();
   if (!valid_type(t)) r.fail();
@@ -30,13 +30,14 @@ void Attr::decode(Reader& r) {
   mode = r.u32(); uid = r.u32(); gid = r.u32(); nlink = r.u32(); size = r.u64();
   atime = get_ts(r); mtime = get_ts(r); ctime = get_ts(r); rdev = r.u32(); head = r.loc();
   version = r.u64(); run = r.u8();
+  blocks = with_blocks ? r.u64() : (type == FileType::REG ? (size + 4095) / 4096 * 4096 : 0);
 }
 
 void NsOp::encode(Writer& w) const {
   w.u8(static_cast<uint8_t>(type)); w.u64(parent); w.str(name); w.u64(parent2); w.str(name2);
   w.u8(static_cast<uint8_t>(ftype)); w.u32(mode); w.u32(uid); w.u32(gid); w.u32(rdev); w.u32(flags);
   w.u64(size); put_ts(w, atime); put_ts(w, mtime); w.loc(head); w.u64(expect_version); put_ts(w, now);
-  w.u64(new_ino);
+  w.u64(new_ino); w.u64(blocks);
 }
 
 void NsOp::decode(Reader& r) {
@@ -50,6 +51,7 @@ void NsOp::decode(Reader& r) {
   mode = r.u32(); uid = r.u32(); gid = r.u32(); rdev = r.u32(); flags = r.u32(); size = r.u64();
   atime = get_ts(r); mtime = get_ts(r); head = r.loc(); expect_version = r.u64(); now = get_ts(r);
   new_ino = r.u64();
+  blocks = r.remaining() >= 8 ? r.u64() : kUnknownBlocks;  // absent in ops logged before it
 }
 
 namespace {
@@ -121,12 +123,14 @@ NsOp NsOp::setxattr(uint64_t ino, std::string name, std::string value, uint32_t 
 
 NsOp NsOp::removexattr(uint64_t ino, std::string name) { return op_on(OpType::REMOVEXATTR, ino, std::move(name)); }
 
-NsOp NsOp::commit_file(uint64_t ino, uint64_t expect_version, Location head, uint64_t size, Timespec mtime) {
+NsOp NsOp::commit_file(uint64_t ino, uint64_t expect_version, Location head, uint64_t size, Timespec mtime,
+                       uint64_t blocks) {
   NsOp op = op_on(OpType::COMMIT_FILE, ino, "");
   op.expect_version = expect_version;
   op.head = head;
   op.size = size;
   op.mtime = mtime;
+  op.blocks = blocks;
   return op;
 }
 

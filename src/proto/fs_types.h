@@ -37,9 +37,14 @@ struct Attr {
   Location head;          // first slice of a regular file (null: empty)
   uint64_t version = 0;   // bumped by every commit-file: the CAS token
   uint8_t run = 0;        // slices per run for this file's placement (0 = cluster default)
+  // Bytes a regular file's slices take on each member (4 KiB blocks; holes take none), as the
+  // writer that published the chain counted them: st_blocks. Other types: 0.
+  uint64_t blocks = 0;
 
   void encode(Writer& w) const;
-  void decode(Reader& r);
+  // with_blocks false: the encoding before `blocks` (an image of format 1); blocks is then the
+  // size rounded up to 4 KiB.
+  void decode(Reader& r, bool with_blocks = true);
   friend bool operator==(const Attr&, const Attr&) = default;
 };
 
@@ -80,6 +85,10 @@ struct NsOp {
   uint64_t expect_version = 0;  // COMMIT_FILE
   Timespec now;             // chosen before logging
   uint64_t new_ino = 0;     // creations: chosen before logging
+  // COMMIT_FILE: the new chain's bytes on disk (Attr::blocks). The last field, and optional when
+  // decoding: an op logged before it has kUnknownBlocks (the size rounded up is taken).
+  static constexpr uint64_t kUnknownBlocks = UINT64_MAX;
+  uint64_t blocks = kUnknownBlocks;
 
   void encode(Writer& w) const;
   void decode(Reader& r);
@@ -101,7 +110,8 @@ struct NsOp {
   static NsOp removexattr(uint64_t ino, std::string name);
   // The compare-and-set that publishes a file's new chain: applies only if the file is still at
   // expect_version.
-  static NsOp commit_file(uint64_t ino, uint64_t expect_version, Location head, uint64_t size, Timespec mtime);
+  static NsOp commit_file(uint64_t ino, uint64_t expect_version, Location head, uint64_t size, Timespec mtime,
+                          uint64_t blocks = kUnknownBlocks);
 };
 
 }  // namespace mydfs

@@ -1,5 +1,6 @@
 #include "proto/rpc.h"
 
+#include <array>
 #include <sys/sendfile.h>
 
 #include <spdlog/spdlog.h>
@@ -91,8 +92,21 @@ awaitable<bool> FrameWriter::send_file(const FileRange& f) {
       if (ec) co_return false;
       continue;
     }
-    // n == 0: the file is shorter than promised; the frame can't be completed.
-    spdlog::error("sendfile failed: {}", n == 0 ? "short file" : std::strerror(errno));
+    if (n == 0) {
+      // The file ends before the range does: stores are sparse files, and a slice whose last
+      // blocks are holes may end past the end of its file. Past the end reads as zeros.
+      static const std::array<std::byte, 65536> zeros{};
+      while (left > 0) {
+        size_t k = std::min(left, zeros.size());
+        error_code ec;
+        co_await asio::async_write(sock_, asio::buffer(zeros.data(), k), redirect_error(use_awaitable, ec));
+        if (ec) co_return false;
+        left -= k;
+        bytes_out_ += k;
+      }
+      break;
+    }
+    spdlog::error("sendfile failed: {}", std::strerror(errno));
     co_return false;
   }
   co_return true;

@@ -379,6 +379,7 @@ int Namespace::do_setattr(const NsOp& op, OpResult* out) {
   if (m & SET_GID) n->a.gid = op.gid;
   if (m & SET_SIZE) {
     n->a.size = op.size;
+    n->a.blocks = std::min(n->a.blocks, (op.size + 4095) / 4096 * 4096);
     n->a.mtime = op.now;
   }
   if (m & SET_ATIME_NOW) n->a.atime = op.now;
@@ -439,6 +440,7 @@ int Namespace::do_commit(const NsOp& op, OpResult* out) {
   if (!(n->a.head == op.head) && !n->a.head.null()) out->released.push_back(n->a.head);
   n->a.head = op.head;
   n->a.size = op.size;
+  n->a.blocks = op.blocks == NsOp::kUnknownBlocks ? (op.size + 4095) / 4096 * 4096 : op.blocks;
   n->a.mtime = op.mtime;
   n->a.ctime = op.now;
   n->a.version++;
@@ -471,7 +473,7 @@ void Namespace::encode(Writer& w) const {
   }
 }
 
-bool Namespace::decode(Reader& r) {
+bool Namespace::decode(Reader& r, bool with_blocks) {
   inodes_.clear();
   files_ = 0;
   next_ino_ = r.u64();
@@ -480,7 +482,7 @@ bool Namespace::decode(Reader& r) {
   inodes_.reserve(count);
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
     Inode n;
-    n.a.decode(r);
+    n.a.decode(r, with_blocks);
     if (r.boolean()) {
       auto& x = n.extra();
       x.symlink = r.str(kMaxSymlink);

@@ -58,9 +58,10 @@ class Namespace {
   // Run length to place a file's slices with (its own, from its directory at creation).
   uint8_t run_of(uint64_t ino) const;
 
-  // The whole namespace, for the fsimage.
+  // The whole namespace, for the fsimage. with_blocks false: an image of format 1, whose inodes
+  // have no `blocks` (Attr::decode).
   void encode(Writer& w) const;
-  bool decode(Reader& r);
+  bool decode(Reader& r, bool with_blocks = true);
   bool operator==(const Namespace& o) const;
 
  private:

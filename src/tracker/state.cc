@@ -19,7 +19,10 @@ using mydfs::File;
 
 namespace {
 
-constexpr char kImageMagic[8] = {'M', 'D', 'F', 'S', 'I', 'M', 'G', '1'};
+// Format 2 adds the inodes' `blocks`; an image of format 1 is still read (its files count their
+// size rounded up to 4 KiB until their next edit).
+constexpr char kImageMagic[8] = {'M', 'D', 'F', 'S', 'I', 'M', 'G', '2'};
+constexpr char kImageMagic1[8] = {'M', 'D', 'F', 'S', 'I', 'M', 'G', '1'};
 enum RecordKind : uint8_t { kNsOp = 1, kAddGroup = 2, kReplaceMember = 3 };
 
 std::string image_name(uint64_t index) { return fmt::format("fsimage-{:016x}", index); }
@@ -84,7 +87,8 @@ Status TrackerState::load() {
     MYDFS_ASSIGN(uint64_t size, (*f)->size());
     std::string data(size, '\0');
     MYDFS_TRY((*f)->pread_all(0, std::as_writable_bytes(std::span(data.data(), data.size()))));
-    bool ok = size >= 24 && std::memcmp(data.data(), kImageMagic, 8) == 0;
+    bool v2 = size >= 24 && std::memcmp(data.data(), kImageMagic, 8) == 0;
+    bool ok = v2 || (size >= 24 && std::memcmp(data.data(), kImageMagic1, 8) == 0);
     if (ok) {
       Reader tail(data.data() + size - 8, 8);
       ok = tail.u64() == xxh64(data.data(), size - 8);
@@ -93,7 +97,7 @@ Status TrackerState::load() {
     GroupRegistry groups(opt_.groups);
     if (ok) {
       Reader r(data.data() + 8, size - 16);
-      ok = r.u64() == idx && ns.decode(r) && groups.decode(r) && r.done();
+      ok = r.u64() == idx && ns.decode(r, v2) && groups.decode(r) && r.done();
     }
     if (!ok) {
       spdlog::warn("tracker: image '{}' is damaged or incomplete; trying an older one", path);

@@ -228,6 +228,38 @@ TEST_F(StorageDaemon, fullStore_noSpaceAndStaysHealthy_deletedSpaceReused) {
   EXPECT_TRUE(again.ok()) << again.error().to_string();
 }
 
+// Zeros are holes in the store's sparse files, also at the end of a slice, where the file may end
+// before the slice does: a read still gets every byte (past the end of a file reads as zeros).
+// A slice of zeros sent as its length reads back as zeros and takes no space.
+TEST_F(StorageDaemon, slicesEndingInZeros_andHoles_readBackWhole) {
+  auto d = start();
+  SyncClient c("127.0.0.1", port_);
+  auto r = c.call(ReserveReq{1, 2});
+  ASSERT_TRUE(r.ok());
+  auto data = std::make_shared<AlignedBuffer>(3u << 20);
+  std::memset(data->data(), 0, data->size());
+  std::memset(data->data(), 'a', 5000);  // data, then 3 MiB less 5000 bytes of zeros
+  ASSERT_TRUE(c.call(WriteSlotReq{r->slots[1], 1, Location{}, xxh64(data->span()), SlotState::LIVE, 0}, Bulk::of(data)).ok());
+  WriteSlotReq hole{r->slots[0], 1, r->slots[1], xxh64_zeros(kPayloadCapacity), SlotState::LIVE, 0};
+  hole.zeros = kPayloadCapacity;
+  ASSERT_TRUE(c.call(hole).ok());
+  auto back = read_whole(c, r->slots[1]);
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(*back, std::string(reinterpret_cast<const char*>(data->data()), data->size()));
+  auto zeros = read_whole(c, r->slots[0]);
+  ASSERT_TRUE(zeros.ok()) << zeros.error().to_string();
+  EXPECT_EQ(*zeros, std::string(kPayloadCapacity, '\0'));
+  auto info = c.call(InfoReq{});
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->used_bytes, 8192u + 2 * 256) << "5000 bytes of data; the zeros take nothing";
+  // A slice of zeros whose checksum is another's is refused.
+  auto r2 = c.call(ReserveReq{1, 1});
+  ASSERT_TRUE(r2.ok());
+  WriteSlotReq bad{r2->slots[0], 1, Location{}, 12345, SlotState::LIVE, 0};
+  bad.zeros = 100;
+  EXPECT_EQ(c.call(bad).code(), Code::CHECKSUM_MISMATCH);
+}
+
 TEST_F(StorageDaemon, sigterm_stopsCleanly_andDataStays) {
   auto d = start();
   Location loc;

@@ -373,6 +373,51 @@ TEST_F(NsTest, setgidDirectory_passesGroupDown) {
   EXPECT_TRUE(attr(sub).mode & 02000);
 }
 
+// A file's blocks (st_blocks) are what its publisher counted; an op logged before the field
+// existed counts the size rounded up to 4 KiB; a size cut by SETATTR never leaves more blocks
+// than the new size holds.
+TEST_F(NsTest, commitFile_blocks) {
+  uint64_t f = create(kRootIno, "sparse");
+  EXPECT_EQ(attr(f).blocks, 0u);
+  NsOp c = op(OpType::COMMIT_FILE, f, "");
+  c.head = Location{1, 2, 3};
+  c.size = 50ull << 30;
+  c.blocks = 8192;
+  ASSERT_EQ(run(c), 0);
+  EXPECT_EQ(attr(f).blocks, 8192u);
+  NsOp old = op(OpType::COMMIT_FILE, f, "");
+  old.expect_version = 1;
+  old.head = Location{1, 2, 3};
+  old.size = 5000;
+  Writer w;
+  old.encode(w);
+  std::string bytes = w.data();
+  bytes.resize(bytes.size() - 8);  // as an op logged before `blocks` was
+  NsOp back;
+  Reader r(bytes);
+  back.decode(r);
+  ASSERT_TRUE(r.done());
+  EXPECT_EQ(back.blocks, NsOp::kUnknownBlocks);
+  ASSERT_EQ(run(back), 0);
+  EXPECT_EQ(attr(f).blocks, 8192u) << "5000 bytes rounded up";
+  NsOp cut = op(OpType::SETATTR, f, "");
+  cut.flags = SET_SIZE;
+  cut.size = 100;
+  ASSERT_EQ(run(cut), 0);
+  EXPECT_EQ(attr(f).blocks, 4096u);
+  // An inode of an image of format 1 has no blocks: its size rounded up stands in.
+  Writer aw;
+  attr(f).encode(aw);
+  std::string a1 = aw.data();
+  a1.resize(a1.size() - 8);
+  Attr back_a;
+  Reader ar(a1);
+  back_a.decode(ar, false);
+  ASSERT_TRUE(ar.done());
+  EXPECT_EQ(back_a.size, 100u);
+  EXPECT_EQ(back_a.blocks, 4096u);
+}
+
 TEST_F(NsTest, imageRoundTrip_equalNamespace) {
   uint64_t d = mkdir(kRootIno, "d");
   create(d, "f");
