@@ -378,4 +378,12 @@ int cmd_truncate(const std::string& tracker, const std::string& path, const std:
   return kOk;
 }
 
+int cmd_compact(const std::string& tracker, const std::string& path) {
+  auto c = open_client(tracker);
+  auto r = c->compact(path);
+  if (!r.ok()) return fail("compact", path, r.error());
+  fmt::print("{}: {} slice(s) -> {} ({} merge(s))\n", path, r->slices_before, r->slices_after, r->merges);
+  return kOk;
+}
+
 }  // namespace mydfs::cli

@@ -21,5 +21,7 @@ int cmd_write_at(const std::string& tracker, const std::string& path, const std:
 int cmd_splice(const std::string& tracker, const std::string& path, const std::string& offset, const std::string& del_len,
                const std::string& local);
 int cmd_truncate(const std::string& tracker, const std::string& path, const std::string& size);
+// Merges PATH's small adjacent slices (Client::compact); prints how many slices it had and has.
+int cmd_compact(const std::string& tracker, const std::string& path);
 
 }  // namespace mydfs::cli

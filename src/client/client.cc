@@ -80,6 +80,8 @@ template <typename T>
 Result<T> Client::run(asio::awaitable<Result<T>> a) {
   return asio::co_spawn(io_, std::move(a), asio::use_future).get();
 }
+// The types run() returns only in edits.cc.
+template Result<Client::CompactResult> Client::run(asio::awaitable<Result<Client::CompactResult>>);
 
 std::shared_ptr<RpcClient> Client::connect(const std::string& address) {
   auto hp = parse_host_port(address);

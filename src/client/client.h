@@ -124,6 +124,16 @@ class Client {
   Result<Attr> truncate(const std::string& path, uint64_t size);
   // The file's chain: every slice with its location, state, valid_len and offset.
   Result<std::vector<SliceInfo>> chain(const Attr& file);
+  // Compaction: merges runs of adjacent slices of the file whose bytes fit in one slice (slices
+  // of zeros, which take no space, are left alone), one run per transaction, as a splice that
+  // puts the same bytes back (the first old slice redirects to the new one). Online: reads and
+  // edits of the file go on, a merge that meets a concurrent edit walks again. The content,
+  // size and mtime stay. At most max_merges merges, `pause` between them (rate limit).
+  struct CompactResult {
+    uint64_t slices_before = 0, slices_after = 0, merges = 0;
+  };
+  Result<CompactResult> compact(const std::string& path, uint32_t max_merges = UINT32_MAX,
+                                std::chrono::milliseconds pause = std::chrono::milliseconds(0));
 
   // By inode (the mount works on inodes, not paths).
   Result<proto::NsReply> ns_read(proto::NsReadReq req);
@@ -175,6 +185,7 @@ class Client {
     std::optional<Retire> retire;
     std::optional<std::pair<size_t, proto::SlotMeta>> patched;  // only slice i changed, to this
     std::optional<Attr> published;   // the edit published itself (a file's first chain)
+    std::optional<Timespec> mtime;   // publish this mtime, not now (an edit that changes no byte)
   };
   // Bytes to write: size bytes from src.
   struct Span {
@@ -192,7 +203,7 @@ class Client {
   Result<Attr> resize_ino(uint64_t ino, uint64_t size, bool grow_only);
   // A read found the chain changed: forget the cached map, back off, read the attributes again.
   boost::asio::awaitable<Result<Attr>> reread_after_change(uint64_t ino, uint32_t attempt);
-  boost::asio::awaitable<Result<Attr>> publish_async(uint64_t ino);
+  boost::asio::awaitable<Result<Attr>> publish_async(uint64_t ino, std::optional<Timespec> mtime = std::nullopt);
   boost::asio::awaitable<Result<Attr>> publish_fast(const FileView& v);
   boost::asio::awaitable<Status> write_step(FileView& v, uint64_t off, const Span& in, const Progress& progress);
   boost::asio::awaitable<Status> write_in_tail(FileView& v, uint64_t off, const Span& data, const Progress& progress);

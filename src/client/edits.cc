@@ -310,15 +310,24 @@ asio::awaitable<Result<std::vector<Location>>> Client::write_new_slices_once(uin
 asio::awaitable<Result<std::string>> Client::read_range(const SliceInfo& s, uint32_t off, uint32_t len) {
   if (len == 0) co_return std::string();
   MYDFS_CO_ASSIGN(auto sc, co_await storage_for(s.meta.loc.group));
-  AlignedBuffer bulk;
-  ReadReq rreq{s.meta.loc, off, len};
-  MYDFS_CO_ASSIGN(ReadResp r, co_await sc->call(rreq, {}, &bulk));
-  if (r.meta.applied_index != s.meta.applied_index)
-    co_return make_error(Code::CONFLICT, fmt::format("slice {} changed since the chain was walked", s.meta.loc));
-  uint64_t want = r.whole ? r.meta.payload_checksum : r.range_checksum;
-  if (bulk.size() != len || xxh64(bulk.span()) != want)
-    co_return make_error(Code::CHECKSUM_MISMATCH, fmt::format("slice {} arrived damaged", s.meta.loc));
-  co_return std::string(reinterpret_cast<const char*>(bulk.data()), bulk.size());
+  for (int attempt = 0;; ++attempt) {
+    AlignedBuffer bulk;
+    ReadReq rreq{s.meta.loc, off, len};
+    MYDFS_CO_ASSIGN(ReadResp r, co_await sc->call(rreq, {}, &bulk));
+    if (r.meta.applied_index != s.meta.applied_index)
+      co_return make_error(Code::CONFLICT, fmt::format("slice {} changed since the chain was walked", s.meta.loc));
+    uint64_t want = r.whole ? r.meta.payload_checksum : r.range_checksum;
+    if (bulk.size() == len && xxh64(bulk.span()) == want)
+      co_return std::string(reinterpret_cast<const char*>(bulk.data()), bulk.size());
+    // The bytes travel after the answer's header was read: an edit of the slice in between
+    // shows as a mismatch. Changed since: the caller walks again. Unchanged: read once more,
+    // and a second mismatch is damage.
+    StatReq sreq{s.meta.loc};
+    auto now = co_await sc->call(sreq);
+    if (!now.ok() || now->meta.applied_index != s.meta.applied_index)
+      co_return make_error(Code::CONFLICT, fmt::format("slice {} changed while it was read", s.meta.loc));
+    if (attempt > 0) co_return make_error(Code::CHECKSUM_MISMATCH, fmt::format("slice {} arrived damaged", s.meta.loc));
+  }
 }
 
 asio::awaitable<Result<Client::FileView>> Client::view_async(uint64_t ino) {
@@ -361,7 +370,7 @@ asio::awaitable<Result<Attr>> Client::edit_ino_async(Attr a, EditStep step) {
       continue;
     }
     Status st = co_await step(*v);
-    if (st.ok() && v->published) {
+    if (st.ok() && v->published) {  // published by the step itself, or nothing to publish
       chains_.erase(a.ino);
       co_return *v->published;
     }
@@ -371,10 +380,11 @@ asio::awaitable<Result<Attr>> Client::edit_ino_async(Attr a, EditStep step) {
       // Someone published meanwhile, or the answer was lost (the tracker failed over): the edit
       // is in the chain either way, so publish what the chain now holds, walking for the size.
       // Publishing is a compare-and-set on a fresh walk, so repeating it is harmless.
-      auto pub = co_await publish_async(a.ino);
+      std::optional<Timespec> mtime = v->mtime;
+      auto pub = co_await publish_async(a.ino, mtime);
       for (uint32_t k = 1; !pub.ok() && pub.code() != Code::FS_ERROR && k < 5; ++k) {
         co_await backoff(k);
-        pub = co_await publish_async(a.ino);
+        pub = co_await publish_async(a.ino, mtime);
       }
       co_return pub;
     }
@@ -407,7 +417,8 @@ asio::awaitable<Result<Attr>> Client::publish_fast(const FileView& v) {
   }
   int64_t blocks = static_cast<int64_t>(v.attr.blocks) + v.delta_blocks;
   auto commit = NsOp::commit_file(v.attr.ino, v.attr.version, v.head ? *v.head : v.attr.head,
-                                  static_cast<uint64_t>(static_cast<int64_t>(v.size) + v.delta), now_timespec(),
+                                  static_cast<uint64_t>(static_cast<int64_t>(v.size) + v.delta),
+                                  v.mtime ? *v.mtime : now_timespec(),
                                   static_cast<uint64_t>(std::max<int64_t>(blocks, 0)));
   auto cm = co_await ns_write_async(commit);
   if (!cm.ok()) {
@@ -437,7 +448,7 @@ asio::awaitable<Result<Attr>> Client::publish_fast(const FileView& v) {
   co_return cm->attr;
 }
 
-asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino) {
+asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino, std::optional<Timespec> mtime) {
   // The chain is the truth about the content; the tracker learns its length (and the edit's
   // mtime) here. The compare-and-set on the version makes the last publisher one whose walk
   // came after every edit before it, so concurrent editors end with the right size.
@@ -470,7 +481,9 @@ asio::awaitable<Result<Attr>> Client::publish_async(uint64_t ino) {
     Location head = v->slices.empty() ? v->attr.head : v->slices[0].meta.loc;
     uint64_t blocks = 0;
     for (const auto& s : v->slices) blocks += blocks_of(s.meta);
-    auto r = co_await ns_write_async(NsOp::commit_file(ino, v->attr.version, head, v->size, now_timespec(), blocks));
+    // An edit that changed no byte (compaction) keeps the mtime, unless another edit came since.
+    Timespec when = mtime && v->attr.mtime == *mtime ? *mtime : now_timespec();
+    auto r = co_await ns_write_async(NsOp::commit_file(ino, v->attr.version, head, v->size, when, blocks));
     if (!r.ok() && to_errno(r.error()) == ESTALE) continue;
     if (!r.ok()) co_return fs_context(r.take_error(), "publish");
     NsReply& cm = *r;
@@ -683,6 +696,89 @@ Result<Attr> Client::truncate(const std::string& path, uint64_t size) {
   return run([this, path, size]() -> asio::awaitable<Result<Attr>> {
     EditStep step = [this, size](FileView& v) -> asio::awaitable<Status> { co_return co_await truncate_step(v, size); };
     co_return co_await edit_async(path, step);
+  }());
+}
+
+namespace {
+// A slice of zeros: the storage nodes keep it as a hole, and merging it would write its zeros.
+bool is_hole_slice(const SlotMeta& m) { return m.valid_len > 0 && m.payload_checksum == xxh64_zeros(m.valid_len); }
+
+// At most this many slices in one merge: a merge is one transaction, and a concurrent edit of any
+// of its slices makes it start over, so small steps keep compaction going on a busy file (a
+// merged slice is merged again with its neighbours later).
+constexpr size_t kMaxMerge = 16;
+
+// The first run of two or more adjacent slices, none of them a hole, each linked straight to the
+// next (a redirect between them would be left behind unreachable), whose bytes fit in one slice.
+std::optional<std::pair<size_t, size_t>> mergeable(const std::vector<SliceInfo>& sl, uint64_t cap) {
+  for (size_t i = 0; i < sl.size(); ++i) {
+    if (is_hole_slice(sl[i].meta)) continue;
+    uint64_t sum = sl[i].meta.valid_len;
+    size_t j = i;
+    while (j + 1 < sl.size() && j + 1 - i < kMaxMerge && !is_hole_slice(sl[j + 1].meta) &&
+           sl[j].meta.next == sl[j + 1].meta.loc && sum + sl[j + 1].meta.valid_len <= cap)
+      sum += sl[++j].meta.valid_len;
+    if (j > i) return std::pair{i, j};
+    i = j;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+Result<Client::CompactResult> Client::compact(const std::string& path, uint32_t max_merges,
+                                              std::chrono::milliseconds pause) {
+  return run([this, path, max_merges, pause]() -> asio::awaitable<Result<CompactResult>> {
+    CompactResult res;
+    MYDFS_CO_ASSIGN(Attr a, co_await resolve_async(path));
+    bool first = true, redirects = false;
+    for (uint32_t m = 0;; ++m) {
+      bool done = false;
+      EditStep step = [this, &res, &first, &done, &redirects, m, max_merges](FileView& v) -> asio::awaitable<Status> {
+        if (first) res.slices_before = v.slices.size();
+        first = false;
+        res.slices_after = v.slices.size();
+        auto run = m < max_merges ? mergeable(v.slices, slice_bytes()) : std::nullopt;
+        if (!run) {
+          done = true;
+          v.published = v.attr;  // nothing to merge: nothing to publish
+          // A slice still reached through a redirect (its predecessor changed before the merge
+          // could link past it) is retired below.
+          for (size_t k = 0; k + 1 < v.slices.size(); ++k)
+            redirects |= !(v.slices[k].meta.next == v.slices[k + 1].meta.loc);
+          co_return ok_status();
+        }
+        auto [i, j] = *run;
+        uint64_t off = v.slices[i].offset, len = 0;
+        std::string bytes;
+        for (size_t k = i; k <= j; ++k) {
+          MYDFS_CO_ASSIGN(std::string part, co_await read_range(v.slices[k], 0, v.slices[k].meta.valid_len));
+          bytes += part;
+          len += v.slices[k].meta.valid_len;
+        }
+        v.mtime = v.attr.mtime;  // the same bytes: the file is not modified
+        Span same{len, source_of(bytes)};
+        Status st = co_await replace_range(v, off, len, same);
+        if (st.ok()) res.slices_after = v.slices.size() - (j - i);
+        co_return st;
+      };
+      MYDFS_CO_ASSIGN(Attr after, co_await edit_ino_async(a, step));
+      a = after;
+      if (done) {
+        if (redirects) {
+          std::optional<Timespec> keep = a.mtime;
+          MYDFS_CO_TRY(co_await publish_async(a.ino, keep));
+        }
+        break;
+      }
+      ++res.merges;
+      if (pause.count() > 0) {
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        t.expires_after(pause);
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+    }
+    co_return res;
   }());
 }
 

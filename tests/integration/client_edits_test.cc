@@ -216,6 +216,108 @@ TEST_F(ModelTest, groupsOfThree_whileMembersAreKilled) {
       << "a transaction still holds slots after the kills";
 }
 
+// The slots in use on every node, and those the file reaches.
+uint64_t slots_in_use(Cluster& c) {
+  uint64_t used = 0;
+  for (int i = 0; i < c.storage_count(); ++i) {
+    auto info = c.info(i);
+    EXPECT_TRUE(info.ok());
+    if (info.ok()) used += info->used_slots;
+  }
+  return used;
+}
+
+// Compaction alone: a file of 300 one-kilobyte slices ends as one slice with the same content,
+// size and mtime, and every slot in use is the file's.
+TEST_F(ModelTest, compaction_mergesSmallSlices_contentSizeMtimeKept_nothingLeaked) {
+  start(ClusterOptions{3, "512MiB", 10000, 1, {}});
+  auto writer = cluster_->client(small_slices(1000));
+  auto compactor = cluster_->client();
+  std::string model = random_bytes(300000, 6);
+  ASSERT_TRUE(put_bytes(*writer, "/frag", model).ok());
+  auto before = writer->stat("/frag");
+  ASSERT_TRUE(before.ok());
+  auto r = compactor->compact("/frag");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->slices_before, 300u);
+  EXPECT_EQ(r->slices_after, 1u);
+  auto after = writer->stat("/frag");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size, model.size());
+  EXPECT_EQ(after->mtime, before->mtime) << "compaction changes no byte: the mtime stays";
+  auto ch = writer->chain(*after);
+  ASSERT_TRUE(ch.ok());
+  EXPECT_EQ(ch->size(), 1u);
+  auto back = get_bytes(*writer, "/frag");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, model);
+  ASSERT_TRUE(wait_no_transactions(*cluster_, cluster_->storage_count(), 30s));
+  EXPECT_EQ(slots_in_use(*cluster_), 1u) << "slots in use that the file does not reach";
+}
+
+// Compaction online: the same file is merged while another client edits and reads it. Every read
+// matches the model, the content survives the merges, and a last pass leaves one slice.
+TEST_F(ModelTest, compaction_whileEditsAndReadsGoOn_contentKept) {
+  start(ClusterOptions{3, "512MiB", 10000, 1, {}});
+  auto writer = cluster_->client(small_slices(1000));
+  auto compactor = cluster_->client();
+  std::string model = random_bytes(300000, 5);
+  ASSERT_TRUE(put_bytes(*writer, "/frag", model).ok());
+  std::atomic<bool> done{false};
+  Result<client::Client::CompactResult> cr = make_error(Code::INTERNAL, "not run");
+  std::thread t([&] {
+    cr = compactor->compact("/frag", UINT32_MAX, 5ms);  // rate-limited: the edits get room
+    done = true;
+  });
+  std::mt19937_64 rng(77);
+  int edits = 0, during = 0;
+  while ((!done || edits < 30) && edits < 400) {
+    std::string data = random_bytes(1 + rng() % 3000, rng());
+    Result<Attr> r = make_error(Code::INTERNAL, "");
+    if (rng() % 3 == 0) {
+      r = writer->append("/frag", data.size(), [&](uint64_t off, std::span<std::byte> out) -> Result<size_t> {
+        size_t n = std::min<size_t>(out.size(), data.size() - off);
+        std::memcpy(out.data(), data.data() + off, n);
+        return n;
+      });
+      model += data;
+    } else {
+      uint64_t off = rng() % model.size();
+      r = writer->write_at("/frag", off, data);
+      if (model.size() < off + data.size()) model.resize(off + data.size(), '\0');
+      model.replace(off, data.size(), data);
+    }
+    ASSERT_TRUE(r.ok()) << "edit " << edits << ": " << r.error().to_string();
+    ++edits;
+    during += !done;
+    auto back = get_bytes(*writer, "/frag");
+    ASSERT_TRUE(back.ok()) << back.error().to_string();
+    ASSERT_EQ(*back, model) << "edit " << edits << ": content differs";
+  }
+  t.join();
+  ASSERT_TRUE(cr.ok()) << cr.error().to_string();
+  EXPECT_GT(cr->merges, 0u);
+  EXPECT_GT(during, 0) << "the edits ran while the compaction did";
+  auto last = compactor->compact("/frag");
+  ASSERT_TRUE(last.ok()) << last.error().to_string();
+  auto after = writer->stat("/frag");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size, model.size());
+  auto ch = writer->chain(*after);
+  ASSERT_TRUE(ch.ok());
+  EXPECT_EQ(ch->size(), 1u) << "what fits in one slice ends in one slice";
+  auto back = get_bytes(*writer, "/frag");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, model);
+  ASSERT_TRUE(wait_no_transactions(*cluster_, cluster_->storage_count(), 30s));
+  // An edit racing a merge can leave a redirected slot behind (issue 16's collector reclaims
+  // such slots); how many is reported, not asserted.
+  std::printf("compaction: %llu -> %llu slices in %llu merges, %d edits while it ran; %llu slot(s) left behind\n",
+              static_cast<unsigned long long>(cr->slices_before), static_cast<unsigned long long>(cr->slices_after),
+              static_cast<unsigned long long>(cr->merges), during,
+              static_cast<unsigned long long>(slots_in_use(*cluster_) - ch->size()));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Two-phase commit under kill -9: a splice across two groups is paused after its prepare, and
 // the client, the participant or the primary is killed there.
