@@ -347,20 +347,16 @@ Status SliceStore::write_slice(uint32_t slot, std::span<const std::byte> data) {
     holes = false;  // old bytes stay: every block must be written, zeros too
   }
   // The blocks that hold something, in runs; the rest stay holes.
+  auto zero_block = [&](size_t at) { return holes && all_zero(data.subspan(at, std::min<size_t>(kBlock, data.size() - at))); };
   size_t end = 0, n = data.size();
   for (size_t at = 0; at < n;) {
-    size_t len = std::min<size_t>(kBlock, n - at);
-    if (holes && std::all_of(data.begin() + at, data.begin() + at + len, [](std::byte b) { return b == std::byte{0}; })) {
-      at += len;
+    if (zero_block(at)) {
+      at += kBlock;
       continue;
     }
-    size_t run = at + len;
-    while (run < n) {
-      size_t l2 = std::min<size_t>(kBlock, n - run);
-      if (holes && std::all_of(data.begin() + run, data.begin() + run + l2, [](std::byte b) { return b == std::byte{0}; }))
-        break;
-      run += l2;
-    }
+    size_t run = at;
+    while (run < n && !zero_block(run)) run += kBlock;
+    run = std::min(run, n);
     MYDFS_TRY(raw_write(slot, at, data.subspan(at, run - at)));
     end = run;
     at = run;
@@ -416,13 +412,14 @@ void SliceStore::forget_verified(uint32_t slot) {
 
 Status SliceStore::verify(uint32_t slot) {
   MYDFS_ASSIGN(SlotMeta m, meta(slot));
+  if (m.state == SlotState::FREE) return ok_status();  // never used: nothing stored to check
   {
     std::lock_guard g(table_mu_);
-    if (table_[slot].verified) return ok_status();
+    if (entry_locked(slot).verified) return ok_status();
   }
   MYDFS_ASSIGN(uint64_t sum, checksum_payload(slot, m.valid_len));
   std::lock_guard g(table_mu_);
-  Entry& e = table_[slot];
+  Entry& e = entry_locked(slot);
   if (e.meta.applied_index != m.applied_index || e.meta.payload_checksum != m.payload_checksum)
     return ok_status();  // changed under us; the writer verified its own bytes
   if (sum != m.payload_checksum) {

@@ -54,6 +54,12 @@ bool wait_no_transactions(const Cluster& c, int groups, std::chrono::millisecond
 class ModelTest : public ::testing::Test {
  protected:
   void start(ClusterOptions o) { cluster_ = std::make_unique<Cluster>(dir_.path(), std::move(o)); }
+  // For compaction: three single-node groups, a client that writes 1000-byte slices (a file is a
+  // long chain of them) and one with full slices that compacts.
+  std::pair<std::unique_ptr<client::Client>, std::unique_ptr<client::Client>> fragmenting_clients() {
+    start(ClusterOptions{3, "512MiB", 10000, 1, {}});
+    return {cluster_->client(small_slices(1000)), cluster_->client()};
+  }
 
   void run(uint64_t seed, int steps, bool chaos = false) {
     SCOPED_TRACE(fmt::format("seed {} (replay: MYDFS_MODEL_SEED={})", seed, seed));
@@ -230,9 +236,9 @@ uint64_t slots_in_use(Cluster& c) {
 // Compaction alone: a file of 300 one-kilobyte slices ends as one slice with the same content,
 // size and mtime, and every slot in use is the file's.
 TEST_F(ModelTest, compaction_mergesSmallSlices_contentSizeMtimeKept_nothingLeaked) {
-  start(ClusterOptions{3, "512MiB", 10000, 1, {}});
-  auto writer = cluster_->client(small_slices(1000));
-  auto compactor = cluster_->client();
+  auto clients = fragmenting_clients();
+  auto& writer = clients.first;
+  auto& compactor = clients.second;
   std::string model = random_bytes(300000, 6);
   ASSERT_TRUE(put_bytes(*writer, "/frag", model).ok());
   auto before = writer->stat("/frag");
@@ -258,9 +264,9 @@ TEST_F(ModelTest, compaction_mergesSmallSlices_contentSizeMtimeKept_nothingLeake
 // Compaction online: the same file is merged while another client edits and reads it. Every read
 // matches the model, the content survives the merges, and a last pass leaves one slice.
 TEST_F(ModelTest, compaction_whileEditsAndReadsGoOn_contentKept) {
-  start(ClusterOptions{3, "512MiB", 10000, 1, {}});
-  auto writer = cluster_->client(small_slices(1000));
-  auto compactor = cluster_->client();
+  auto clients = fragmenting_clients();
+  auto& writer = clients.first;
+  auto& compactor = clients.second;
   std::string model = random_bytes(300000, 5);
   ASSERT_TRUE(put_bytes(*writer, "/frag", model).ok());
   std::atomic<bool> done{false};
