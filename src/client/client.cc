@@ -399,14 +399,19 @@ asio::awaitable<Result<uint64_t>> Client::read_chain_once(const std::vector<Slic
         co_return;
       }
       uint64_t want = r->whole ? now.payload_checksum : r->range_checksum;
+      std::string again;
+      std::span<const std::byte> bytes = bulk.span();
       if (bulk.size() != s.meta.valid_len || xxh64(bulk.span()) != want) {
-        failure = make_error(Code::CHECKSUM_MISMATCH, fmt::format("slice {} arrived damaged", s.meta.loc));
-        co_return;
+        // Torn by an edit racing the send, or damaged: read_range tells which.
+        auto retry = co_await read_range(s, 0, s.meta.valid_len);
+        if (!retry.ok()) { failure = retry.error(); co_return; }
+        again = std::move(*retry);
+        bytes = std::as_bytes(std::span(again.data(), again.size()));
       }
-      if (bulk.size() == 0) continue;
-      Status st = sink(s.offset, bulk.span());
+      if (bytes.empty()) continue;
+      Status st = sink(s.offset, bytes);
       if (!st.ok()) { failure = st.error(); co_return; }
-      done_bytes += bulk.size();
+      done_bytes += bytes.size();
       if (progress) progress(done_bytes, total);
     }
   };

@@ -40,7 +40,7 @@ void NsOp::encode(Writer& w) const {
   w.u64(new_ino); w.u64(blocks);
 }
 
-void NsOp::decode(Reader& r) {
+void NsOp::decode(Reader& r, bool from_log) {
   uint8_t t = r.u8();
   if (t < 1 || t > static_cast<uint8_t>(OpType::COMMIT_FILE)) r.fail();
   type = static_cast<OpType>(t);
@@ -51,7 +51,7 @@ void NsOp::decode(Reader& r) {
   mode = r.u32(); uid = r.u32(); gid = r.u32(); rdev = r.u32(); flags = r.u32(); size = r.u64();
   atime = get_ts(r); mtime = get_ts(r); head = r.loc(); expect_version = r.u64(); now = get_ts(r);
   new_ino = r.u64();
-  blocks = r.remaining() >= 8 ? r.u64() : kUnknownBlocks;  // absent in ops logged before it
+  blocks = from_log && r.remaining() == 0 ? kUnknownBlocks : r.u64();
 }
 
 namespace {

@@ -85,13 +85,15 @@ struct NsOp {
   uint64_t expect_version = 0;  // COMMIT_FILE
   Timespec now;             // chosen before logging
   uint64_t new_ino = 0;     // creations: chosen before logging
-  // COMMIT_FILE: the new chain's bytes on disk (Attr::blocks). The last field, and optional when
-  // decoding: an op logged before it has kUnknownBlocks (the size rounded up is taken).
+  // COMMIT_FILE: the new chain's bytes on disk (Attr::blocks). The last field; on the wire it is
+  // always there, in the edit log an op logged before it has none (decoded as kUnknownBlocks: the
+  // size rounded up is taken).
   static constexpr uint64_t kUnknownBlocks = UINT64_MAX;
   uint64_t blocks = kUnknownBlocks;
 
   void encode(Writer& w) const;
-  void decode(Reader& r);
+  // from_log: `blocks` may be missing (an op logged before the field existed).
+  void decode(Reader& r, bool from_log = false);
 
   // Named builders: each sets its type and the fields that type reads.
   static NsOp mkdir(uint64_t parent, std::string name, uint32_t mode);

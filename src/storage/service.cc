@@ -163,7 +163,14 @@ void StorageService::register_reads(RpcServer& s) {
     MYDFS_CO_TRY(co_await repl_.read_barrier());
     if (req.loc.group != store_.group())
       co_return make_error(Code::NOT_FOUND, fmt::format("{} is not in group {}", req.loc, store_.group()));
-    MYDFS_CO_ASSIGN(SlotMeta m, store_.meta(req.loc.slot));
+    // Under the slot's lock: an edit being applied (its bytes written, its header not yet) is
+    // waited for, so a reader whose bytes were torn by it sees the new applied_index here.
+    uint32_t slot = req.loc.slot;
+    auto settled = [&] {
+      std::shared_lock lock(store_.locks().of(slot));
+      return store_.meta(slot);
+    };
+    MYDFS_CO_ASSIGN(SlotMeta m, co_await run_on(io_pool_, settled));
     if (m.state == SlotState::FREE) co_return make_error(Code::NOT_FOUND, fmt::format("slot {} is not in use", req.loc));
     if (m.loc.gen != req.loc.gen)
       co_return make_error(Code::STALE, fmt::format("{} is stale: the slot is at gen {}", req.loc, m.loc.gen));

@@ -137,7 +137,7 @@ Status TrackerState::replay(uint64_t index, std::string_view body) {
   uint8_t kind = r.u8();
   if (kind == kNsOp) {
     NsOp op;
-    op.decode(r);
+    op.decode(r, /*from_log=*/true);
     if (!r.done()) return make_error(Code::CORRUPT, fmt::format("edit {} does not decode", index));
     // Logged ops succeeded when they were first applied; on the same state they do again.
     if (int e = ns_.apply(op, nullptr))

@@ -393,9 +393,15 @@ TEST_F(NsTest, commitFile_blocks) {
   old.encode(w);
   std::string bytes = w.data();
   bytes.resize(bytes.size() - 8);  // as an op logged before `blocks` was
+  {
+    NsOp strict;
+    Reader wire(bytes);
+    strict.decode(wire);
+    EXPECT_FALSE(wire.ok()) << "on the wire the field is not optional: what decodes re-encodes to its input";
+  }
   NsOp back;
   Reader r(bytes);
-  back.decode(r);
+  back.decode(r, /*from_log=*/true);
   ASSERT_TRUE(r.done());
   EXPECT_EQ(back.blocks, NsOp::kUnknownBlocks);
   ASSERT_EQ(run(back), 0);
