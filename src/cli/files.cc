@@ -378,12 +378,62 @@ int cmd_truncate(const std::string& tracker, const std::string& path, const std:
   return kOk;
 }
 
-int cmd_compact(const std::string& tracker, const std::string& path) {
+int cmd_compact(const std::string& tracker, const std::string& path, bool recursive) {
   auto c = open_client(tracker);
-  auto r = c->compact(path);
-  if (!r.ok()) return fail("compact", path, r.error());
-  fmt::print("{}: {} slice(s) -> {} ({} merge(s))\n", path, r->slices_before, r->slices_after, r->merges);
-  return kOk;
+  auto a = c->stat(path);
+  if (!a.ok()) return fail("compact", path, a.error());
+  if (a->type != FileType::DIR) {
+    auto r = c->compact(path);
+    if (!r.ok()) return fail("compact", path, r.error());
+    fmt::print("{}: {} slice(s) -> {} ({} merge(s))\n", path, r->slices_before, r->slices_after, r->merges);
+    return kOk;
+  }
+  if (!recursive) {
+    fmt::print(stderr, "mydfs: cannot compact '{}': Is a directory (-r compacts every file under it)\n", path);
+    return kFailed;
+  }
+  // Every regular file under the directory, one after another (one merge in flight at a time).
+  // A file that fails is reported and skipped; files with something merged get a line each, and
+  // on a terminal a counter shows the walk's progress.
+  bool tty = ::isatty(STDERR_FILENO);
+  uint64_t files = 0, before = 0, after = 0, merges = 0, failed = 0;
+  std::vector<std::pair<std::string, uint64_t>> dirs{{path == "/" ? "" : path, a->ino}};
+  while (!dirs.empty()) {
+    auto [dir, ino] = dirs.back();
+    dirs.pop_back();
+    auto entries = c->list(ino);
+    if (!entries.ok()) {
+      fail("list", dir.empty() ? "/" : dir, entries.error());
+      ++failed;
+      continue;
+    }
+    for (const auto& e : *entries) {
+      if (e.name == "." || e.name == "..") continue;
+      std::string child = dir + "/" + e.name;
+      if (e.type == FileType::DIR) dirs.emplace_back(child, e.ino);
+      if (e.type != FileType::REG) continue;
+      auto r = c->compact(child);
+      if (!r.ok()) {
+        if (tty) fmt::print(stderr, "\r\033[K");
+        fail("compact", child, r.error());
+        ++failed;
+        continue;
+      }
+      ++files;
+      before += r->slices_before;
+      after += r->slices_after;
+      merges += r->merges;
+      if (r->merges > 0) {
+        if (tty) fmt::print(stderr, "\r\033[K");
+        fmt::print("{}: {} slice(s) -> {} ({} merge(s))\n", child, r->slices_before, r->slices_after, r->merges);
+      }
+      if (tty) fmt::print(stderr, "\r\033[K{} file(s) compacted, {} merge(s)", files, merges);
+    }
+  }
+  if (tty) fmt::print(stderr, "\r\033[K");
+  fmt::print("{}: {} file(s), {} slice(s) -> {} ({} merge(s)){}\n", path, files, before, after, merges,
+             failed ? fmt::format("; {} failed", failed) : std::string());
+  return failed ? kFailed : kOk;
 }
 
 }  // namespace mydfs::cli

@@ -22,6 +22,7 @@ int cmd_splice(const std::string& tracker, const std::string& path, const std::s
                const std::string& local);
 int cmd_truncate(const std::string& tracker, const std::string& path, const std::string& size);
 // Merges PATH's small adjacent slices (Client::compact); prints how many slices it had and has.
-int cmd_compact(const std::string& tracker, const std::string& path);
+// A directory with recursive: every regular file under it, with progress on a terminal.
+int cmd_compact(const std::string& tracker, const std::string& path, bool recursive);
 
 }  // namespace mydfs::cli

@@ -651,7 +651,8 @@ void add_file_commands(CLI::App& app, Commands& c) {
   file_cmd("chain", "Show a file's slices: location, state, valid_len, offset, next, and its runs",
            {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&](const std::string& t) { return cli::cmd_chain(t, fa.a); });
   file_cmd("compact", "Merge PATH's small adjacent slices into full ones, online (reads and edits go on; content, size and mtime stay)",
-           {{"PATH", "Absolute path in mydfs"}}, nullptr, nullptr, [&](const std::string& t) { return cli::cmd_compact(t, fa.a); });
+           {{"PATH", "Absolute path in mydfs"}}, "-r,--recursive", "PATH is a directory: compact every file under it",
+           [&](const std::string& t) { return cli::cmd_compact(t, fa.a, fa.flag); });
 
 }
 

@@ -686,5 +686,32 @@ TEST_F(EditsTest, cli_appendWriteAtSpliceTruncate_andErrors) {
   EXPECT_NE(out.find("cannot open '/no/such/file'"), std::string::npos) << out;
 }
 
+// mydfs compact -r: every file under a directory is compacted (a file in a subdirectory too),
+// other files keep their content; without -r a directory is refused.
+TEST_F(EditsTest, cli_compactRecursive_everyFileUnderADirectory) {
+  auto writer = cluster_.client(small_slices(1000));
+  std::string a = random_bytes(20000, 21), b = random_bytes(7000, 22), one = "x";
+  ASSERT_TRUE(writer->mkdir("/t", 0755, false).ok());
+  ASSERT_TRUE(writer->mkdir("/t/sub", 0755, false).ok());
+  ASSERT_TRUE(put_bytes(*writer, "/t/a", a).ok());
+  ASSERT_TRUE(put_bytes(*writer, "/t/sub/b", b).ok());
+  ASSERT_TRUE(put_bytes(*writer, "/t/sub/one", one).ok());
+  std::string out;
+  EXPECT_EQ(cluster_.cli("compact /t", &out), 1);
+  EXPECT_NE(out.find("mydfs: cannot compact '/t': Is a directory (-r compacts every file under it)"),
+            std::string::npos) << out;
+  ASSERT_EQ(cluster_.cli("compact -r /t", &out), 0) << out;
+  EXPECT_NE(out.find("/t/a: 20 slice(s) -> 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("/t/sub/b: 7 slice(s) -> 1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("/t/sub/one:"), std::string::npos) << "nothing merged, no line: " << out;
+  EXPECT_NE(out.find("/t: 3 file(s), 28 slice(s) -> 3"), std::string::npos) << out;
+  for (auto [path, want] : {std::pair{"/t/a", &a}, {"/t/sub/b", &b}, {"/t/sub/one", &one}}) {
+    auto st = writer->stat(path);
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(writer->chain(*st)->size(), 1u) << path;
+    EXPECT_EQ(*get_bytes(*writer, path), *want) << path;
+  }
+}
+
 }  // namespace
 }  // namespace mydfs
