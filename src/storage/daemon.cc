@@ -338,10 +338,19 @@ void StorageDaemon::start_periodic() {
   repeat_every(trim_timer_, std::chrono::milliseconds(200), [this] {
     if (!trimming_.exchange(true))
       asio::post(io_pool_->pool(), [this] {
+        release_open_trims();
         store_->trim(4096);
         trimming_ = false;
       });
   });
+}
+
+// Deletes a crash cut off before their trim are trimmed once the log from before the restart is
+// applied (SliceStore::release_open_trims).
+void StorageDaemon::release_open_trims() {
+  if (open_trims_released_ || !repl_ || repl_->applied_index() < repl_->open_log_end()) return;
+  store_->release_open_trims();
+  open_trims_released_ = true;
 }
 
 void StorageDaemon::save_read_counts() {
@@ -446,7 +455,10 @@ void StorageDaemon::run() {
   io_.run();
   if (io_pool_) io_pool_->join();
   if (repl_) repl_->stop();  // drains the committer (or stops the Raft member) and checkpoints the store
-  if (store_) store_->trim();
+  if (store_) {
+    release_open_trims();
+    store_->trim();
+  }
   if (slice_stats_) {
     store_->set_change_hook(nullptr);
     save_read_counts();

@@ -148,6 +148,8 @@ class StorageDaemon {
   boost::asio::steady_timer stats_timer_{io_};
   boost::asio::steady_timer trim_timer_{io_};
   std::atomic<bool> trimming_{false};
+  bool open_trims_released_ = false;  // touched on the pool while trimming_ is held, and at stop
+  void release_open_trims();
   boost::asio::steady_timer heartbeat_timer_{io_};
   boost::asio::signal_set signals_{io_};
 };

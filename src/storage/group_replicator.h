@@ -63,6 +63,7 @@ class GroupReplicator final : public Replicator {
   boost::asio::awaitable<Result<SlotMeta>> submit(Command cmd, AlignedBuffer data) override;
   boost::asio::awaitable<Status> read_barrier() override;
   uint64_t applied_index() const override { return applied_.load(); }
+  uint64_t open_log_end() const override { return replay_through_; }
   const StateMachine& state_machine() const override { return sm_; }
   RoleInfo role_info() const override;
   void stop() override;

@@ -27,6 +27,10 @@ class Replicator {
   // OK if this node may serve a linearizable read now; NOT_LEADER (with hint) otherwise.
   virtual boost::asio::awaitable<Status> read_barrier() = 0;
   virtual uint64_t applied_index() const = 0;
+  // The log's last index when this member opened: once applied_index() reaches it, no entry
+  // written before a restart still waits for bytes in the store (SliceStore::release_open_trims).
+  // A replicator that applies its whole log while opening answers 0.
+  virtual uint64_t open_log_end() const { return 0; }
   // For reads of transaction state (decisions, pending slots); mutations go through submit().
   virtual const StateMachine& state_machine() const = 0;
   // This member's part in its group, as heartbeats report it.

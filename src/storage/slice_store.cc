@@ -160,7 +160,13 @@ Status SliceStore::scan() {
       // Its payload counts to the end of its last data (a hole counts nothing; what a crash left
       // past the valid bytes counts too, and is given back when the slot is next written).
       set_extent_locked(e, static_cast<uint32_t>(round_block(raw_data_end(s, kPayloadCapacity))));
-      if (e.meta.state == SlotState::DELETED) free_.insert(s);
+      if (e.meta.state == SlotState::DELETED) {
+        free_.insert(s);
+        if (e.extent > 0) {
+          e.trim = true;  // cleared by a write; trimmed once released
+          open_trims_.push_back(s);
+        }
+      }
     }
     if (!any && t >= last_table) break;  // past the mark and nothing here: the rest is unused
   }
@@ -492,6 +498,14 @@ Status SliceStore::put_header(const SlotMeta& m, PayloadCheck check) {
   }
   if (change_hook_) change_hook_(s);
   return ok_status();
+}
+
+void SliceStore::release_open_trims() {
+  std::lock_guard g(table_mu_);
+  for (uint32_t s : open_trims_)
+    if (table_[s].trim && table_[s].meta.state == SlotState::DELETED) to_trim_.insert(s);
+  open_trims_.clear();
+  open_trims_.shrink_to_fit();
 }
 
 uint32_t SliceStore::trim(uint32_t max) {

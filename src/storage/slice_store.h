@@ -143,6 +143,11 @@ class SliceStore {
   // returns how many). A slot written since its delete (a newer slice's bytes arriving before
   // its reservation) is left alone. Safe at any time, with reads and writes going on.
   uint32_t trim(uint32_t max = UINT32_MAX);
+  // Slots found DELETED at open whose payloads hold data (a delete whose trim a crash cut off)
+  // are not trimmed until this is called: until then a log entry from before the crash may still
+  // name bytes already written there for the slot's next generation. The owner calls it once
+  // every such entry is applied (Replicator::open_log_end()).
+  void release_open_trims();
 
   LockPool& locks() { return locks_; }
 
@@ -204,6 +209,7 @@ class SliceStore {
   std::atomic<uint64_t> used_bytes_{0};
   std::atomic<uint64_t> live_bytes_{0};
   std::set<uint32_t> to_trim_;          // DELETED slots whose payload may still take space
+  std::vector<uint32_t> open_trims_;    // such slots found at open, held back (release_open_trims)
   std::function<void(uint32_t)> change_hook_;
   std::set<uint32_t> free_;             // DELETED slots ready for reuse, lowest first
   std::atomic<size_t> free_count_{0};   // free_.size(), readable without the lock

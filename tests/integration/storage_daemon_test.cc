@@ -228,6 +228,34 @@ TEST_F(StorageDaemon, fullStore_noSpaceAndStaysHealthy_deletedSpaceReused) {
   EXPECT_TRUE(again.ok()) << again.error().to_string();
 }
 
+// Slices deleted just before a kill -9 (their background trim not yet run) give their space
+// back after the restart.
+TEST_F(StorageDaemon, deletedThenKilled_spaceComesBackAfterRestart) {
+  auto d = start();
+  {
+    SyncClient c("127.0.0.1", port_);
+    auto r = c.call(ReserveReq{1, 3});
+    ASSERT_TRUE(r.ok());
+    for (int i = 0; i < 3; ++i) {
+      auto data = slice(kPayloadCapacity, 30 + i);
+      ASSERT_TRUE(c.call(WriteSlotReq{r->slots[i], 1, Location{}, xxh64(data->span()), SlotState::LIVE, 0},
+                         Bulk::of(data)).ok());
+    }
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.call(DeleteReq{r->slots[i]}).ok());
+    d->kill9();
+  }
+  d = start();
+  SyncClient c("127.0.0.1", port_);
+  uint64_t used = UINT64_MAX;
+  for (int i = 0; i < 100 && used != 3 * 256; ++i) {
+    auto info = c.call(InfoReq{});
+    ASSERT_TRUE(info.ok());
+    used = info->used_bytes;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(used, 3u * 256) << "only the three headers stay";
+}
+
 // Zeros are holes in the store's sparse files, also at the end of a slice, where the file may end
 // before the slice does: a read still gets every byte (past the end of a file reads as zeros).
 // A slice of zeros sent as its length reads back as zeros and takes no space.
