@@ -64,6 +64,7 @@ Client::Client(ClientOptions opt) : opt_(std::move(opt)) {
 }
 
 Client::~Client() {
+  wait_frees();
   std::promise<void> closed;
   asio::post(io_, [this, &closed] {
     if (tracker_) tracker_->close();
@@ -199,8 +200,39 @@ Result<NsReply> Client::ns_write(NsOp op) { return run(ns_write_async(std::move(
 
 void Client::release(std::vector<Location> heads) {
   if (heads.empty()) return;
-  (void)run([this, heads]() -> asio::awaitable<Result<bool>> {
-    co_await free_chains(heads);
+  asio::post(io_, [this, heads = std::move(heads)]() mutable { free_later(std::move(heads)); });
+}
+
+void Client::free_later(std::vector<Location> heads) {
+  frees_.insert(frees_.end(), heads.begin(), heads.end());
+  if (freeing_ || frees_.empty()) return;
+  freeing_ = true;
+  asio::co_spawn(io_, drain_frees(), asio::detached);
+}
+
+asio::awaitable<void> Client::drain_frees() {
+  // Up to 16 chains at a time: their DELETEs share the groups' commits.
+  auto ex = co_await asio::this_coro::executor;
+  auto worker = [this]() -> asio::awaitable<void> {
+    while (!frees_.empty()) {
+      Location head = frees_.front();
+      frees_.pop_front();
+      std::vector<Location> one{head};
+      co_await free_chains(one);
+    }
+  };
+  co_await run_workers(ex, 16, worker);
+  freeing_ = false;
+}
+
+void Client::wait_frees() {
+  (void)run([this]() -> asio::awaitable<Result<bool>> {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    while (freeing_ || !frees_.empty()) {
+      t.expires_after(std::chrono::milliseconds(5));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
     co_return true;
   }());
 }
@@ -298,7 +330,7 @@ asio::awaitable<Result<Attr>> Client::put_async(std::string path, uint64_t size,
   }
   if (!cm.ok()) co_return fs_context(cm.take_error(), "commit");
   chains_.erase(file.ino);
-  co_await free_chains(cm->released);
+  free_later(std::move(cm->released));
   co_return cm->attr;
 }
 
@@ -424,6 +456,11 @@ asio::awaitable<Result<uint64_t>> Client::read_chain_once(const std::vector<Slic
 // By inode
 
 Result<NsReply> Client::ns_read(NsReadReq req) { return run(ns_read_async(std::move(req))); }
+
+Status Client::sync_namespace() {
+  MYDFS_TRY(ns_read(NsReadReq{NsReadOp::SYNC, 0, "", 0, 0}));
+  return ok_status();
+}
 
 Result<Attr> Client::getattr(uint64_t ino) { return run(getattr_async(ino)); }
 

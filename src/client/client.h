@@ -15,6 +15,7 @@
 // it; each call runs as a coroutine on that thread).
 #pragma once
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -105,8 +106,13 @@ class Client {
   Status remove(const std::string& path, bool recursive);
   Status rename(const std::string& from, const std::string& to);
   Result<proto::NsReply> ns_write(NsOp op);
-  // Frees the slots of chains the tracker reported released (no file refers to them).
+  // Frees the slots of chains the tracker reported released (no file refers to them), in the
+  // background: it returns at once, and the chains are deleted (several at a time) on the
+  // client's thread. A chain a crash leaves undeleted is unreachable garbage (the collector's).
   void release(std::vector<Location> heads);
+  // Returns once every chain released so far is freed (or its freeing failed). The destructor
+  // waits for them too.
+  void wait_frees();
 
   // Data. put replaces the file's whole content (creating the file if needed); the new chain
   // becomes visible at the commit, all at once, or not at all.
@@ -137,6 +143,8 @@ class Client {
 
   // By inode (the mount works on inodes, not paths).
   Result<proto::NsReply> ns_read(proto::NsReadReq req);
+  // Returns once every namespace change answered so far is in the tracker's synced log.
+  Status sync_namespace();
   Result<Attr> getattr(uint64_t ino);
   // Up to len bytes of the file from off (fewer at its end). The chain map is cached per head and
   // version; a slice that changed since it was walked makes the read walk again and start over.
@@ -220,6 +228,9 @@ class Client {
   boost::asio::awaitable<Result<std::string>> read_range(const SliceInfo& s, uint32_t off, uint32_t len);
   boost::asio::awaitable<void> discard(std::vector<Location> slots);
   boost::asio::awaitable<void> free_chains(std::vector<Location> heads);
+  // On io_: queue chains to free, and start the background freeing if it is not running.
+  void free_later(std::vector<Location> heads);
+  boost::asio::awaitable<void> drain_frees();
   boost::asio::awaitable<void> backoff(uint32_t attempt);
 
   ClientOptions opt_;
@@ -231,6 +242,8 @@ class Client {
   std::map<std::string, std::shared_ptr<proto::RpcClient>> storage_;  // by address
   std::map<uint32_t, std::string> leaders_;                            // group -> leader address
   std::map<uint32_t, std::vector<std::string>> members_;               // group -> member addresses
+  std::deque<Location> frees_;  // released chains' heads still to free
+  bool freeing_ = false;        // drain_frees() is running
   struct CachedChain {
     Location head;
     uint64_t version = 0;  // of the inode when the chain was walked

@@ -167,9 +167,11 @@ Status FsState::flush(Handle& h) {
 }
 
 Status FsState::fsync(Handle& h) {
-  // An edit is durable on a majority of its group and published before it returns.
+  // An edit is durable on a majority of its group and published before it returns; the
+  // publication (and the file's name) then waits for the tracker's synced log.
   flush_all(h.ino, &h);
-  return flush(h);
+  MYDFS_TRY(flush(h));
+  return client_->sync_namespace();
 }
 
 Status FsState::release(Handle* h) {

@@ -352,7 +352,10 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
 }
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { reply_status(req, ok_status()); }
 // Namespace changes are logged by the tracker before they are answered.
-void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_status(req, ok_status()); }
+// A directory's entries are the tracker's: fsyncdir waits for its synced log.
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  reply_status(req, state_of(req).client().sync_namespace());
+}
 void op_statfs(fuse_req_t req, fuse_ino_t) { reply_statfs(req, do_statfs(state_of(req))); }
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   reply_status(req, do_setxattr(state_of(req), ino, name, value, size, flags));

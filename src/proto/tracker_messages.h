@@ -12,7 +12,9 @@
 
 namespace mydfs::proto {
 
-enum class NsReadOp : uint8_t { LOOKUP = 1, GETATTR, READLINK, READDIR, GETXATTR, LISTXATTR, STATFS };
+// SYNC: answered once every change the tracker answered before it is in its synced log (fsync,
+// fsyncdir and syncfs of a mount; ino, name unused).
+enum class NsReadOp : uint8_t { LOOKUP = 1, GETATTR, READLINK, READDIR, GETXATTR, LISTXATTR, STATFS, SYNC };
 
 constexpr uint32_t kMaxReaddir = 4096;
 
@@ -43,7 +45,7 @@ struct NsReadReq {
   void encode(Writer& w) const { w.u8(static_cast<uint8_t>(op)); w.u64(ino); w.str(name); w.u64(cookie); w.u32(max); }
   void decode(Reader& r) {
     uint8_t o = r.u8();
-    if (o < 1 || o > 7) r.fail();
+    if (o < 1 || o > static_cast<uint8_t>(NsReadOp::SYNC)) r.fail();
     op = static_cast<NsReadOp>(o);
     ino = r.u64(); name = r.str(4096); cookie = r.u64(); max = r.u32();
   }

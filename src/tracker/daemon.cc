@@ -58,6 +58,7 @@ Result<TrackerConfig::Parsed> TrackerConfig::validate() const {
     return bad("--heartbeat-ms >= 10, --missed-heartbeats >= 1, --default-run 1..64, --read-threads >= 1 and "
                "--checkpoint-ops >= 1 are required");
   if (stats_interval < 0 || stats_interval > 86400) return bad("--stats-interval must be 0..86400 seconds");
+  if (sync_delay_ms > 10000) return bad("--sync-delay-ms must be 0..10000");
   for (const auto& g : groups) {
     MYDFS_ASSIGN(auto group, parse_group(g));
     p.groups.push_back(std::move(group));
@@ -92,6 +93,7 @@ Status TrackerDaemon::open_state() {
   so.dir = c.data;
   so.checkpoint_ops = c.checkpoint_ops;
   so.checkpoint_age = std::chrono::seconds(c.checkpoint_seconds);
+  so.sync_delay = std::chrono::milliseconds(c.sync_delay_ms);
   so.groups.heartbeat_interval = std::chrono::milliseconds(c.heartbeat_ms);
   so.groups.missed_heartbeats = c.missed_heartbeats;
   so.groups.promise_ttl = std::chrono::milliseconds(3 * c.heartbeat_ms);

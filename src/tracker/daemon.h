@@ -39,6 +39,7 @@ struct TrackerConfig {
   uint32_t read_threads = 4;
   uint64_t checkpoint_ops = 1000000;
   uint64_t checkpoint_seconds = 3600;
+  uint32_t sync_delay_ms = 50;  // the edit log is fsynced at most this long after a change is answered (0: before)
   double stats_interval = 0;  // log a stats line this often (0 = never)
 
   // What validate() reads out of the strings above.

@@ -33,6 +33,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--checkpoint-ops", c.checkpoint_ops, "Write an fsimage after this many logged changes")->capture_default_str();
   app.add_option("--checkpoint-seconds", c.checkpoint_seconds, "... or this long after the last one")->capture_default_str();
+  app.add_option("--sync-delay-ms", c.sync_delay_ms,
+                 "Changes are answered once written to the edit log (a kill -9 loses none) and fsynced at most this "
+                 "long after; a mount's fsync waits for it. 0 = fsync before answering")
+      ->capture_default_str();
   app.add_option("--read-threads", c.read_threads, "Threads serving namespace reads")->capture_default_str();
   app.add_option("--stats-interval", c.stats_interval, "Log a line of load figures every this many seconds (0 = never)")
       ->capture_default_str();

@@ -23,6 +23,7 @@ NsReply TrackerService::read(const NsReadReq& req) const {
         break;
       case NsReadOp::GETXATTR: r.err = ns.getxattr(req.ino, req.name, &r.data); break;
       case NsReadOp::LISTXATTR: r.err = ns.listxattr(req.ino, &r.names); break;
+      case NsReadOp::SYNC: break;  // answered by the route, never here
       case NsReadOp::STATFS:
         r.total_slots = groups.total_capacity_slots();
         r.free_slots = groups.total_free_slots();
@@ -43,6 +44,13 @@ void TrackerService::register_routes(RpcServer& s) {
 
 void TrackerService::register_namespace_routes(RpcServer& s) {
   s.route<NsReadReq>([this](NsReadReq req, Inbound&, Outbound&) -> asio::awaitable<Result<NsReply>> {
+    if (req.op == NsReadOp::SYNC) {
+      Status st = co_await await_completion<Status>([&](auto done) {
+        state_.sync([done](Status s) mutable { done(std::move(s)); });
+      });
+      if (!st.ok()) co_return st.take_error();
+      co_return NsReply{};
+    }
     co_return co_await run_on(pool_, [&] { return Result<NsReply>(read(req)); });
   });
 

@@ -46,7 +46,7 @@ std::vector<std::pair<uint64_t, std::string>> list_images(const std::string& dir
 
 TrackerState::TrackerState(StateOptions opt, Metrics* m) : opt_(std::move(opt)), groups_(opt_.groups) {
   ops_logged_ = m->counter("mydfs_tracker_edits_total", "", "Mutations written to the edit log");
-  syncs_ = m->counter("mydfs_tracker_edit_syncs_total", "", "Edit log group commits (fsyncs)");
+  syncs_ = m->counter("mydfs_tracker_edit_syncs_total", "", "Edit log fsyncs");
   images_ = m->counter("mydfs_tracker_checkpoints_total", "", "fsimages written");
 }
 
@@ -273,25 +273,63 @@ Status TrackerState::write_image() {
   return ok_status();
 }
 
+void TrackerState::sync_log() {
+  Status st = log_->sync();
+  if (!st.ok()) {
+    // What callers were told is not on disk and cannot be made so: stop, and let recovery
+    // rebuild from what is durable.
+    spdlog::critical("tracker: edit log sync failed: {}; exiting", st.error().to_string());
+    std::_Exit(3);
+  }
+  syncs_->inc();
+  unsynced_ = false;
+}
+
+void TrackerState::sync(std::function<void(Status)> done) {
+  {
+    std::lock_guard g(queue_mu_);
+    if (!stopping_) {
+      Item it;
+      it.kind = Item::SYNC;
+      it.status_done = std::move(done);
+      queue_.push_back(std::move(it));
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  done(make_error(Code::UNAVAILABLE, "tracker is stopping"));
+}
+
 void TrackerState::committer() {
+  const bool delayed = opt_.sync_delay.count() > 0;
   for (;;) {
     std::vector<Item> batch;
     {
       std::unique_lock lk(queue_mu_);
-      queue_cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
+      // Asleep until work comes, or until the unsynced part of the log is due.
+      auto wake = unsynced_ ? unsynced_since_ + opt_.sync_delay : std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      queue_cv_.wait_until(lk, wake, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) {
+        lk.unlock();
+        if (unsynced_) sync_log();
+        return;
+      }
       while (!queue_.empty() && batch.size() < opt_.max_batch) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
         if (batch.back().kind == Item::CHECKPOINT) break;  // a checkpoint ends its batch
       }
     }
+    if (batch.empty()) {  // woken for the background sync
+      if (unsynced_ && std::chrono::steady_clock::now() >= unsynced_since_ + opt_.sync_delay) sync_log();
+      continue;
+    }
     std::vector<std::pair<int, OpResult>> results(batch.size());
     std::vector<Status> statuses(batch.size(), ok_status());
-    bool checkpoint_requested = false;
+    bool checkpoint_requested = false, sync_requested = false;
     {
-      // Exclusive from the first apply until the log is durable: no reader sees an undurable
-      // change.
+      // Exclusive from the first apply until the log is written (with sync_delay 0: until it is
+      // durable, so no reader sees an undurable change).
       std::unique_lock lock(mu_);
       std::vector<std::string> bodies;
       uint64_t first = log_->last_index() + 1;
@@ -301,6 +339,10 @@ void TrackerState::committer() {
         w.u64(first + bodies.size());
         if (it.kind == Item::CHECKPOINT) {
           checkpoint_requested = true;
+          continue;
+        }
+        if (it.kind == Item::SYNC) {
+          sync_requested = true;
           continue;
         }
         if (it.kind == Item::ADD_GROUP) {
@@ -330,14 +372,15 @@ void TrackerState::committer() {
       }
       if (!bodies.empty()) {
         Status st = log_->append(bodies, first);
-        if (st.ok()) st = log_->sync();
         if (!st.ok()) {
           // Memory is now ahead of the disk and cannot be rolled back: stop, and let recovery
           // rebuild from what is durable. Nobody was told of these changes.
           spdlog::critical("tracker: edit log write failed: {}; exiting", st.error().to_string());
           std::_Exit(3);
         }
-        syncs_->inc();
+        if (!unsynced_) unsynced_since_ = std::chrono::steady_clock::now();
+        unsynced_ = true;
+        if (!delayed) sync_log();
         ops_logged_->inc(bodies.size());
         applied_ = log_->last_index();
         log_bytes_ = log_->bytes();
@@ -348,6 +391,12 @@ void TrackerState::committer() {
       if (it.kind == Item::NS) it.done(results[i].first, std::move(results[i].second));
       else if (it.kind == Item::ADD_GROUP || it.kind == Item::REPLACE_MEMBER) it.status_done(std::move(statuses[i]));
     }
+    // After the answers: a sync asked for (it covers this batch too), or the background sync,
+    // due sync_delay after the first unsynced change (also checked when the queue is idle).
+    if (unsynced_ && (sync_requested || std::chrono::steady_clock::now() >= unsynced_since_ + opt_.sync_delay))
+      sync_log();
+    for (auto& it : batch)
+      if (it.kind == Item::SYNC) it.status_done(ok_status());
     bool due = applied_.load() - image_index_.load() >= opt_.checkpoint_ops ||
                (applied_.load() != image_index_.load() &&
                 std::chrono::steady_clock::now() - image_time_ >= opt_.checkpoint_age);

@@ -1,9 +1,15 @@
 // TrackerState: the tracker's namespace and group registry, made durable HDFS style.
 //
 // Every mutation is applied and appended to the edit log by one committer thread while it holds
-// the state lock exclusively, and the lock is released only after the log is fsynced (group
-// commit: all queued mutations share one fsync). Readers take the lock shared, so no reader ever
-// sees a change that is not yet durable, and no caller is answered before its change is.
+// the state lock exclusively (group commit: all queued mutations share one write). When the
+// change is answered depends on sync_delay:
+//   * 0: the log is fsynced before the lock is released and anyone answered, so no reader sees
+//     and no caller is told of a change that is not on disk;
+//   * > 0 (the default): callers are answered once their changes are written to the log (in the
+//     host's page cache: a kill -9 of the tracker loses nothing), and the log is fsynced in the
+//     background at most sync_delay after the first unsynced change; a power cut loses at most
+//     that window. sync() waits for everything answered before it to be fsynced (a mount's fsync,
+//     fsyncdir, syncfs). Readers never wait on an fsync.
 // A checkpoint writes an fsimage (temp file, fsync, rename) and cuts the log; recovery loads the
 // newest valid image and replays the log after it (seglog/wal.h: a torn last record is cut, a
 // damaged record in the middle stops the start with the file and offset).
@@ -31,6 +37,7 @@ struct StateOptions {
   uint64_t checkpoint_ops = 1000000;             // image after this many logged mutations
   std::chrono::seconds checkpoint_age{3600};     // ... or this long after the last image
   uint32_t max_batch = 1024;                     // mutations per group commit at most
+  std::chrono::milliseconds sync_delay{50};      // see above; 0 = fsync before answering
   GroupsConfig groups;
 };
 
@@ -62,6 +69,8 @@ class TrackerState {
 
   // Writes an image now (queued behind the mutations already submitted); waits for it.
   Status checkpoint();
+  // done(status) on the committer thread once every change submitted before is fsynced.
+  void sync(std::function<void(Status)> done);
   // Stops taking mutations, drains the queue, and writes a final image.
   void stop();
 
@@ -81,7 +90,7 @@ class TrackerState {
  private:
   explicit TrackerState(StateOptions opt, Metrics* metrics);
   struct Item {
-    enum Kind { NS, ADD_GROUP, REPLACE_MEMBER, CHECKPOINT } kind = NS;
+    enum Kind { NS, ADD_GROUP, REPLACE_MEMBER, CHECKPOINT, SYNC } kind = NS;
     NsOp op;
     Done done;
     uint32_t group = 0;
@@ -94,6 +103,7 @@ class TrackerState {
   Status replay(uint64_t index, std::string_view body);
   Status write_image();
   void committer();
+  void sync_log();  // committer thread: fsync the log (fail-stop on error)
   static Timespec wall_now();
 
   StateOptions opt_;
@@ -113,6 +123,8 @@ class TrackerState {
   std::atomic<uint64_t> log_bytes_{0};
   std::atomic<int64_t> image_unix_ms_{0};  // wall time of the newest image, 0 = none
   std::chrono::steady_clock::time_point image_time_;  // committer thread only
+  bool unsynced_ = false;                             // committer thread only: log written past its last fsync
+  std::chrono::steady_clock::time_point unsynced_since_;  // committer thread only
   Counter* ops_logged_;
   Counter* syncs_;
   Counter* images_;

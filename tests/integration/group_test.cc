@@ -252,6 +252,7 @@ TEST_F(GroupTest, freedSlot_oldSliceNeitherServedNorWrittenOverNewerOne) {
   auto put = put_bytes(*client, "/a", data);
   auto attr = client->stat("/a");
   auto removed = client->remove("/a", false);
+  client->wait_frees();  // the chain's slots are deleted in the background
   std::optional<mydfs::Result<mydfs::proto::SliceFetchResp>> fetched;
   if (attr.ok()) {
     mydfs::proto::SyncClient s("127.0.0.1", c.storage_port(l));

@@ -75,8 +75,12 @@ Result<Tree> read_tree(SyncClient& c) {
   return t;
 }
 
+// The tracker answers a change once it is written to its edit log and fsyncs later
+// (--sync-delay-ms): here so late that no fsync happens between the kills, so what survives them
+// is what the page cache kept, which is every answered change.
 TEST_F(TrackerDaemon, killNineDuringRandomOps_namespaceEqualsAcknowledgedModel) {
-  auto d = start();
+  const std::vector<std::string> late_sync = {"--sync-delay-ms", "10000"};
+  auto d = start(late_sync);
   std::mutex mu;
   std::atomic<bool> running{true};
   std::atomic<int> kills{0};
@@ -93,7 +97,7 @@ TEST_F(TrackerDaemon, killNineDuringRandomOps_namespaceEqualsAcknowledgedModel) 
       if (!running) break;
       d->kill9();
       ++kills;
-      d = make();
+      d = make(late_sync);
       d->start();
     }
   });
@@ -236,6 +240,30 @@ TEST_F(TrackerDaemon, killNineDuringRandomOps_namespaceEqualsAcknowledgedModel) 
   }
   for (auto& [p, tm] : *tree) EXPECT_TRUE(want.count(p)) << p << " exists but was never acknowledged";
   EXPECT_EQ(d->terminate(), 0) << d->log();
+}
+
+// NS_READ SYNC: answered once what was answered before is fsynced; until then (the longest delay
+// here: 10 s) the changes are answered and visible but the log is not fsynced.
+TEST_F(TrackerDaemon, syncRequest_fsyncsWhatWasAnswered) {
+  auto d = start({"--sync-delay-ms", "10000"});
+  SyncClient c("127.0.0.1", port_);
+  auto syncs = [&] {
+    std::string text = mydfs::testing::http_get(http_, "/metrics");
+    auto at = text.find("\nmydfs_tracker_edit_syncs_total ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + 32));
+  };
+  double before = syncs();
+  ASSERT_GE(before, 0);
+  for (int i = 0; i < 5; ++i) {
+    auto r = c.call(NsWriteReq{op(OpType::MKDIR, kRootIno, fmt::format("d{}", i))});
+    ASSERT_TRUE(r.ok() && r->err == 0);
+  }
+  auto seen = c.call(NsReadReq{NsReadOp::LOOKUP, kRootIno, "d4", 0, 0});
+  ASSERT_TRUE(seen.ok() && seen->err == 0) << "answered changes are visible before their fsync";
+  EXPECT_EQ(syncs(), before) << "no fsync yet";
+  auto s = c.call(NsReadReq{NsReadOp::SYNC, 0, "", 0, 0});
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(syncs(), before + 1);
 }
 
 TEST_F(TrackerDaemon, commitFile_casConflictBetweenTwoClients) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <future>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -21,10 +22,12 @@ namespace fs = std::filesystem;
 
 class StateTest : public ::testing::Test {
  protected:
-  std::unique_ptr<TrackerState> open(const std::string& dir, uint64_t checkpoint_ops = 1000000) {
+  std::unique_ptr<TrackerState> open(const std::string& dir, uint64_t checkpoint_ops = 1000000,
+                                     std::chrono::milliseconds sync_delay = std::chrono::milliseconds(50)) {
     StateOptions o;
     o.dir = dir;
     o.checkpoint_ops = checkpoint_ops;
+    o.sync_delay = sync_delay;
     auto s = TrackerState::open(o, &metrics_);
     EXPECT_TRUE(s.ok()) << s.error().to_string();
     return s.ok() ? std::move(s).value() : nullptr;
@@ -77,6 +80,37 @@ TEST_F(StateTest, changesSurviveRestart) {
   EXPECT_EQ(image_of(*s), expect);
 }
 
+// The fsync of the edit log: with a delay, changes are answered once written and fsynced
+// together later (or when sync() asks); with none, each batch is fsynced before its answer.
+TEST_F(StateTest, syncDelay_answersBeforeTheFsync_syncWaitsForIt) {
+  auto syncs = [&] { return metrics_.value("mydfs_tracker_edit_syncs_total"); };
+  {
+    auto s = open(dir_ / "late", 1000000, std::chrono::milliseconds(60000));
+    double before = syncs();
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(run(*s, op(OpType::MKDIR, kRootIno, fmt::format("d{}", i))).first, 0);
+    EXPECT_EQ(syncs(), before) << "20 changes answered, none fsynced yet (the delay is a minute)";
+    std::promise<Status> p;
+    s->sync([&](Status st) { p.set_value(std::move(st)); });
+    ASSERT_TRUE(p.get_future().get().ok());
+    EXPECT_EQ(syncs(), before + 1) << "sync() fsyncs what was answered, once";
+    std::promise<Status> again;
+    s->sync([&](Status st) { again.set_value(std::move(st)); });
+    ASSERT_TRUE(again.get_future().get().ok());
+    EXPECT_EQ(syncs(), before + 1) << "nothing new: no second fsync";
+  }
+  {
+    auto s = open(dir_ / "soon", 1000000, std::chrono::milliseconds(20));
+    double before = syncs();
+    ASSERT_EQ(run(*s, op(OpType::MKDIR, kRootIno, "x")).first, 0);
+    for (int i = 0; i < 100 && syncs() == before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(syncs(), before + 1) << "fsynced in the background within the delay";
+  }
+  auto s = open(dir_ / "now", 1000000, std::chrono::milliseconds(0));
+  double before = syncs();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(run(*s, op(OpType::MKDIR, kRootIno, fmt::format("d{}", i))).first, 0);
+  EXPECT_EQ(syncs(), before + 5) << "delay 0: every answer waits for its fsync";
+}
+
 TEST_F(StateTest, crashCopy_everyAcknowledgedChangeThere) {
   std::string expect;
   {
@@ -91,7 +125,7 @@ TEST_F(StateTest, crashCopy_everyAcknowledgedChangeThere) {
 }
 
 TEST_F(StateTest, concurrentSubmitters_shareSyncs) {
-  auto s = open(dir_ / "t");
+  auto s = open(dir_ / "t", 1000000, std::chrono::milliseconds(0));  // an fsync per batch
   std::vector<std::thread> ts;
   std::atomic<int> ok{0};
   for (int t = 0; t < 8; ++t)
