@@ -52,8 +52,37 @@ void FsState::shutdown() {
 
 Result<proto::NsReply> FsState::ns_write(NsOp op) {
   auto r = client_->ns_write(std::move(op));
-  if (r.ok()) client_->release(r->released);
+  if (!r.ok()) return r;
+  client_->release(r->released);
+  {
+    std::lock_guard g(dirs_mu_);
+    dirs_.erase(r->attr.ino);  // the changed inode itself: its reply carries its new attributes
+  }
+  if (!r->dirs.empty() && opt_.attr_timeout.count() > 0) {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard g(dirs_mu_);
+    // Old entries go as new ones come: the map holds what changed within the timeout.
+    for (auto it = dirs_.begin(); it != dirs_.end();)
+      it = now - it->second.at >= opt_.attr_timeout ? dirs_.erase(it) : std::next(it);
+    for (const auto& d : r->dirs) {
+      // Two changes answered out of order: the later state (its ctime) wins.
+      auto [it, fresh] = dirs_.try_emplace(d.ino, DirAttr{d, now});
+      auto key = [](const Timespec& t) { return std::pair{t.sec, t.nsec}; };
+      if (!fresh && key(d.ctime) >= key(it->second.attr.ctime)) it->second = DirAttr{d, now};
+    }
+  }
   return r;
+}
+
+std::optional<Attr> FsState::dir_attr(uint64_t ino) {
+  std::lock_guard g(dirs_mu_);
+  auto it = dirs_.find(ino);
+  if (it == dirs_.end()) return std::nullopt;
+  if (std::chrono::steady_clock::now() - it->second.at >= opt_.attr_timeout) {
+    dirs_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.attr;
 }
 
 Attr FsState::seen(Attr a) {

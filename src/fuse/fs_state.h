@@ -8,10 +8,12 @@
 // first flushes the others, so bytes reach the file in the order they were written.
 //
 // Locks: open_mu_ guards the table and the orphan set; each Handle::mu guards that handle's
-// buffer and attributes; orphan_dir_mu_ guards the hidden directory's inode. No code path holds
+// buffer and attributes; orphan_dir_mu_ guards the hidden directory's inode; dirs_mu_ the
+// directories' attributes. No code path holds
 // two of them at once (flush_all copies the handles it needs out of the table before locking each).
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -55,8 +57,15 @@ class FsState {
   double entry_timeout() const { return static_cast<double>(opt_.entry_timeout.count()) / 1000.0; }
   double attr_timeout() const { return static_cast<double>(opt_.attr_timeout.count()) / 1000.0; }
 
-  // A namespace change; on success frees the chains it released.
+  // A namespace change; on success frees the chains it released, and keeps the attributes of
+  // the directories it changed (the tracker sends them) for dir_attr().
   Result<proto::NsReply> ns_write(NsOp op);
+  // A directory's attributes as this mount's last change of it left them, if that was less than
+  // attr_timeout ago: the kernel drops a directory's cached attributes when an entry in it is
+  // made or removed, and asks again (GETATTR) before the next permission check; this answers
+  // that without a tracker request. Changes by other mounts show after attr_timeout, as they
+  // would through the kernel's own cache.
+  std::optional<Attr> dir_attr(uint64_t ino);
   // What a caller sees of an inode: unflushed sizes counted in, an orphan has no links.
   Attr seen(Attr a);
 
@@ -128,6 +137,13 @@ class FsState {
   // a release meanwhile does not free the handle under the flush.
   std::multimap<uint64_t, std::shared_ptr<Handle>> open_;
   std::set<uint64_t> orphans_;  // guarded by open_mu_: open here, no visible link
+
+  std::mutex dirs_mu_;  // guards dirs_
+  struct DirAttr {
+    Attr attr;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<uint64_t, DirAttr> dirs_;  // directories this mount changed lately (dir_attr)
 
   std::mutex orphan_dir_mu_;
   uint64_t orphan_dir_ = 0;  // guarded by orphan_dir_mu_: the hidden directory's inode (0: not known yet)

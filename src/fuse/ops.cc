@@ -91,6 +91,7 @@ Result<Attr> do_lookup(FsState& fs, uint64_t parent, const char* name) {
 }
 
 Result<Attr> do_getattr(FsState& fs, uint64_t ino) {
+  if (auto d = fs.dir_attr(ino)) return *d;  // a directory this mount just changed
   MYDFS_ASSIGN(Attr a, fs.client().getattr(ino));
   return fs.seen(a);
 }

@@ -24,6 +24,8 @@ void NsReply::encode(Writer& w) const {
   w.u32(static_cast<uint32_t>(names.size()));
   for (const auto& n : names) w.str(n);
   w.u64(total_slots); w.u64(free_slots); w.u64(inodes); w.u64(files); w.u64(total_bytes); w.u64(free_bytes);
+  w.u32(static_cast<uint32_t>(dirs.size()));
+  for (const auto& d : dirs) d.encode(w);
 }
 
 void NsReply::decode(Reader& r) {
@@ -50,6 +52,9 @@ void NsReply::decode(Reader& r) {
   for (auto& n : names) n = r.str(kMaxXattrName);
   total_slots = r.u64(); free_slots = r.u64(); inodes = r.u64(); files = r.u64(); total_bytes = r.u64();
   free_bytes = r.u64();
+  uint32_t nd = r.count(64, 2);
+  dirs.resize(nd);
+  for (auto& d : dirs) d.decode(r);
 }
 
 void AllocateResp::encode(Writer& w) const {

@@ -29,6 +29,7 @@ struct NsReply {
   std::vector<std::string> names;  // LISTXATTR
   uint64_t total_slots = 0, free_slots = 0, inodes = 0, files = 0;  // STATFS
   uint64_t total_bytes = 0, free_bytes = 0;                         // STATFS
+  std::vector<Attr> dirs;  // NS_WRITE: the directories whose entries the change changed, after it
 
   void encode(Writer& w) const;
   void decode(Reader& r);

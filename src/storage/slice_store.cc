@@ -526,13 +526,14 @@ uint32_t SliceStore::trim(uint32_t max) {
       Entry& e = table_[s];
       if (!e.trim || e.allocated || e.meta.state != SlotState::DELETED || !free_.count(s)) continue;
       extent = e.extent;
-      free_.erase(s);
+      free_.erase(s);  // not handed out while its hole is punched (free_count_ keeps counting it)
     }
     bool ok = punch(s, 0, extent).ok();
     {
       std::lock_guard g(table_mu_);
       Entry& e = table_[s];
       free_.insert(s);
+      free_count_ = free_.size();  // a header written meanwhile recounted without it
       e.trim = false;
       if (ok) set_extent_locked(e, 0);
     }

@@ -153,6 +153,37 @@ int Namespace::listxattr(uint64_t ino, std::vector<std::string>* names) const {
 // Mutations: every check before the first change.
 
 int Namespace::apply(const NsOp& op, OpResult* out) {
+  if (!out) return apply_op(op, nullptr);
+  int e = apply_op(op, out);
+  if (e != 0) return e;
+  // The directories whose entries changed, for the caller's attribute cache.
+  auto add_dir = [&](uint64_t ino) {
+    Attr a;
+    if (getattr(ino, &a) == 0 && a.type == FileType::DIR) out->dirs.push_back(a);
+  };
+  switch (op.type) {
+    case OpType::MKDIR:
+    case OpType::CREATE:
+    case OpType::MKNOD:
+    case OpType::SYMLINK:
+    case OpType::UNLINK:
+    case OpType::RMDIR:
+      add_dir(op.parent);
+      break;
+    case OpType::LINK:
+      add_dir(op.parent2);
+      break;
+    case OpType::RENAME:
+      add_dir(op.parent);
+      if (op.parent2 != op.parent) add_dir(op.parent2);
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Namespace::apply_op(const NsOp& op, OpResult* out) {
   OpResult ignored;
   if (!out) out = &ignored;
   switch (op.type) {

@@ -31,13 +31,15 @@ struct OpResult {
   Attr attr;                // the created / changed inode (RENAME: the moved one)
   bool created = false;     // CREATE: false if an existing file was opened
   std::vector<Location> released;  // heads of chains no file refers to any more (garbage)
+  std::vector<Attr> dirs;          // the directories whose entries changed, as they are after
 };
 
 class Namespace {
  public:
   Namespace();
 
-  // Mutations. 0 on success, else an errno (and nothing changed).
+  // Mutations. 0 on success, else an errno (and nothing changed). With out, also the changed
+  // directories' attributes (out->dirs).
   int apply(const NsOp& op, OpResult* out);
 
   // Reads.
@@ -65,6 +67,7 @@ class Namespace {
   bool operator==(const Namespace& o) const;
 
  private:
+  int apply_op(const NsOp& op, OpResult* out);
   struct Entry {
     std::string name;
     uint64_t ino;

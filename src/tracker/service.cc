@@ -63,6 +63,7 @@ void TrackerService::register_namespace_routes(RpcServer& s) {
     r.attr = res.attr;
     r.created = res.created;
     r.released = std::move(res.released);
+    r.dirs = std::move(res.dirs);
     co_return r;
   });
 

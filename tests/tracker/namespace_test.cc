@@ -107,6 +107,31 @@ struct ErrCase {
   int err;
 };
 
+// A change reports the directories whose entries it changed, as they are after it (the mount
+// answers their GETATTR from these); a failed one and a change of a file's own attributes none.
+TEST_F(NsTest, changes_reportTheDirectoriesTheyChanged) {
+  uint64_t a = mkdir(kRootIno, "a"), b = mkdir(kRootIno, "b");
+  uint64_t f = create(a, "f");
+  ASSERT_EQ(last_.dirs.size(), 1u);
+  EXPECT_EQ(last_.dirs[0].ino, a);
+  EXPECT_EQ(last_.dirs[0].mtime, attr(a).mtime);
+  EXPECT_EQ(last_.dirs[0].nlink, attr(a).nlink);
+  ASSERT_EQ(rename(a, "f", b, "g"), 0);
+  ASSERT_EQ(last_.dirs.size(), 2u);
+  EXPECT_EQ(last_.dirs[0].ino, a);
+  EXPECT_EQ(last_.dirs[1].ino, b);
+  EXPECT_EQ(last_.dirs[1].mtime, attr(b).mtime);
+  NsOp chmod = op(OpType::SETATTR, f, "");
+  chmod.flags = SET_MODE;
+  ASSERT_EQ(run(chmod), 0);
+  EXPECT_TRUE(last_.dirs.empty());
+  EXPECT_EQ(run(op(OpType::MKDIR, kRootIno, "a")), EEXIST);
+  EXPECT_TRUE(last_.dirs.empty());
+  ASSERT_EQ(run(op(OpType::UNLINK, b, "g")), 0);
+  ASSERT_EQ(last_.dirs.size(), 1u);
+  EXPECT_EQ(last_.dirs[0].ino, b);
+}
+
 TEST_F(NsTest, errorCases_table) {
   uint64_t dir = mkdir(kRootIno, "dir");
   uint64_t file = create(dir, "file");
