@@ -51,26 +51,29 @@ void FsState::shutdown() {
 }
 
 Result<proto::NsReply> FsState::ns_write(NsOp op) {
+  const bool removes_dir = op.type == OpType::RMDIR;
   auto r = client_->ns_write(std::move(op));
   if (!r.ok()) return r;
   client_->release(r->released);
-  {
-    std::lock_guard g(dirs_mu_);
-    dirs_.erase(r->attr.ino);  // the changed inode itself: its reply carries its new attributes
+  if (opt_.attr_timeout.count() == 0) return r;
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard g(dirs_mu_);
+  // Old entries go as new ones come: the map holds what changed within the timeout.
+  for (auto it = dirs_.begin(); it != dirs_.end();)
+    it = now - it->second.at >= opt_.attr_timeout ? dirs_.erase(it) : std::next(it);
+  auto keep = [&](const Attr& d) {
+    // Two changes answered out of order: the later state (its ctime) wins.
+    auto key = [](const Timespec& t) { return std::pair{t.sec, t.nsec}; };
+    auto [it, fresh] = dirs_.try_emplace(d.ino, DirAttr{d, now});
+    if (!fresh && key(d.ctime) >= key(it->second.attr.ctime)) it->second = DirAttr{d, now};
+  };
+  // The changed inode itself: a directory's answer holds its newest attributes (a chmod, new
+  // times), so an older answer arriving later cannot bring back the old ones; a removed one goes.
+  if (r->attr.ino != 0) {
+    if (r->attr.type == FileType::DIR && !removes_dir) keep(r->attr);
+    else dirs_.erase(r->attr.ino);
   }
-  if (!r->dirs.empty() && opt_.attr_timeout.count() > 0) {
-    auto now = std::chrono::steady_clock::now();
-    std::lock_guard g(dirs_mu_);
-    // Old entries go as new ones come: the map holds what changed within the timeout.
-    for (auto it = dirs_.begin(); it != dirs_.end();)
-      it = now - it->second.at >= opt_.attr_timeout ? dirs_.erase(it) : std::next(it);
-    for (const auto& d : r->dirs) {
-      // Two changes answered out of order: the later state (its ctime) wins.
-      auto [it, fresh] = dirs_.try_emplace(d.ino, DirAttr{d, now});
-      auto key = [](const Timespec& t) { return std::pair{t.sec, t.nsec}; };
-      if (!fresh && key(d.ctime) >= key(it->second.attr.ctime)) it->second = DirAttr{d, now};
-    }
-  }
+  for (const auto& d : r->dirs) keep(d);
   return r;
 }
 
