@@ -221,7 +221,9 @@ asio::awaitable<void> Client::drain_frees() {
       co_await free_chains(one);
     }
   };
-  co_await run_workers(ex, 16, worker);
+  // Chains released while the last workers finished are taken by another round, not left queued
+  // with nobody freeing them (wait_frees() would wait for them forever).
+  while (!frees_.empty()) co_await run_workers(ex, 16, worker);
   freeing_ = false;
 }
 
